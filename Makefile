@@ -1,0 +1,36 @@
+# biomae — the two commands a newcomer needs:  `make demo`  and  `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_CPU := torch==2.13.0
+
+.PHONY: setup demo test test-fast bench lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Installs the CPU build of torch only when no torch is importable (a GPU user's CUDA torch is kept).
+setup: $(BIN)/python
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_CPU)
+	$(BIN)/python -m pip install -q -e ".[dev,tensorboard]"
+
+demo: setup
+	$(BIN)/biomae annotate src/biomae/data/example.flac --out demo_out --format raven,audacity,csv --plots --overwrite
+	@echo; echo "== demo_out/example.selections.txt (Raven) =="; head -n 12 demo_out/example.selections.txt
+	@echo; echo "== demo_out/summary.csv =="; cat demo_out/summary.csv
+
+test: setup
+	$(BIN)/python -m pytest -n 2 -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -n 2 -q -m "not slow and not distributed"
+
+lint:
+	$(BIN)/ruff check src tests bench && $(BIN)/ruff format --check src tests bench
+
+bench: setup
+	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf demo_out .pytest_cache build *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from biomae.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""Annotation formats: one event table (:mod:`.schema`) and a reader/writer pair per format.
+
+Each format is a module here defining ``read(path, **options) -> events`` and, when the format is
+writable, ``write(events, path, **options)`` plus ``SUFFIX`` (the file ending a writer uses). The
+registry maps a format name to its module; modules are imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from biomae.annotations.schema import (
+    EVENT_COLUMNS,
+    Event,
+    EventTableError,
+    concat_events,
+    empty_events,
+    make_events,
+    sort_events,
+    validate_events,
+)
+
+# format name -> module in biomae.annotations
+FORMATS: dict[str, str] = {
+    "raven": "raven",  # Raven Pro selection table (.txt, tab-separated)
+    "audacity": "audacity",  # Audacity label track (.txt), with spectral lines
+    "csv": "tabular",  # biomae's canonical CSV (configurable column names when reading)
+    "parquet": "tabular_parquet",  # biomae's canonical Parquet
+    "textgrid": "textgrid",  # Praat TextGrid, interval tiers
+    "koumura": "koumura",  # Koumura / BirdsongRecognition Annotation.xml
+    "notmat": "notmat",  # evsonganaly .not.mat
+    "whisperseg": "whisperseg",  # WhisperSeg JSON {onset, offset, cluster}
+    "aoef": "aoef",  # soundevent AOEF JSON
+    "dcase": "dcase",  # DCASE few-shot bioacoustic CSV
+    "birdvox": "birdvox",  # BirdVox-full-night point annotations
+    "rfcx": "rfcx",  # Rainforest Connection train_tp / train_fp CSV
+    "cliplabels": "cliplabels",  # clip-label tables (ESC-50) and one-label-per-folder layouts
+    "timit": "timit",  # TIMIT .phn / .wrd
+}
+
+
+def format_module(name: str) -> ModuleType:
+    """The module that implements format ``name`` (a key of :data:`FORMATS`)."""
+    if name not in FORMATS:
+        raise ValueError(f"unknown annotation format {name!r}; known: {', '.join(sorted(FORMATS))}")
+    return importlib.import_module(f"biomae.annotations.{FORMATS[name]}")
+
+
+def read_annotations(path: str | Path, fmt: str, **options):
+    """Read an annotation file of format ``fmt`` into an event table (see :mod:`.schema`)."""
+    return format_module(fmt).read(path, **options)
+
+
+def write_annotations(events, path: str | Path, fmt: str, **options) -> Path:
+    """Write ``events`` to ``path`` in format ``fmt``, atomically. Returns the path written."""
+    module = format_module(fmt)
+    if not hasattr(module, "write"):
+        raise ValueError(f"annotation format {fmt!r} is read-only")
+    module.write(events, Path(path), **options)
+    return Path(path)
+
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "FORMATS",
+    "Event",
+    "EventTableError",
+    "concat_events",
+    "empty_events",
+    "format_module",
+    "make_events",
+    "read_annotations",
+    "sort_events",
+    "validate_events",
+    "write_annotations",
+]
