@@ -1,0 +1,66 @@
+"""``biomae annotate PATH... --out DIR``: find every call in folders of recordings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "annotate",
+        help="detect calls in recordings and write Raven/Audacity/CSV/Parquet tables",
+        description="Annotate files, folders (searched recursively) and globs of recordings. "
+        "A rerun skips recordings already done; unreadable files are listed in errors.csv.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files, folders or globs")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--format", default="raven", metavar="LIST",
+                   help="comma-separated: raven,audacity,csv,parquet,aoef (default raven)")
+    p.add_argument("--detector", default="energy", choices=["energy"],
+                   help="energy: band energy above an adaptive noise floor")
+    p.add_argument("--overwrite", action="store_true", help="redo recordings already done")
+    p.add_argument("--plots", action="store_true",
+                   help="also write spectrogram pictures with every call numbered")
+    p.add_argument("--page-s", type=float, default=30.0, help="seconds per picture (default 30)")
+    p.add_argument("--low-hz", type=float, default=None, help="lowest frequency searched")
+    p.add_argument("--high-hz", type=float, default=None, help="highest frequency searched")
+    p.add_argument("--on-db", type=float, default=8.0, help="dB above the noise floor to start")
+    p.add_argument("--off-db", type=float, default=4.0, help="dB above the noise floor to go on")
+    p.add_argument("--min-duration-s", type=float, default=None, help="shortest event kept")
+    p.add_argument("--merge-gap-s", type=float, default=None, help="join events closer than this")
+    p.add_argument("--label", default="call", help="label written on every event (default call)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from biomae.annotate import AnnotateConfig, annotate
+    from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+
+    try:
+        config = AnnotateConfig(
+            formats=[f.strip() for f in args.format.split(",") if f.strip()],
+            overwrite=args.overwrite, plots=args.plots, page_s=args.page_s,
+            progress=not args.quiet,
+        )
+        detector = EnergyDetector(
+            EnergyDetectorConfig(
+                low_hz=args.low_hz, high_hz=args.high_hz, on_db=args.on_db, off_db=args.off_db,
+                min_duration_s=args.min_duration_s, merge_gap_s=args.merge_gap_s, label=args.label,
+            )
+        )
+        summary = annotate(args.inputs, args.out, detector, config)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"biomae annotate: {err}", file=sys.stderr)
+        return 2
+    done = summary["status"].eq("done")
+    skipped = summary["skipped"].fillna(False).astype(bool)
+    n_errors = int((~done).sum())
+    print(
+        f"{int(done.sum())} recording(s) annotated ({int((done & skipped).sum())} already done), "
+        f"{int(summary.loc[done, 'n_events'].sum())} events, {n_errors} error(s) -> {args.out}"
+    )
+    if n_errors:
+        print(f"unreadable recordings are listed in {args.out}/errors.csv", file=sys.stderr)
+    return 1 if n_errors and not done.any() else 0

@@ -1,0 +1,282 @@
+"""The energy detector: band-limited spectrogram energy against an adaptive noise floor.
+
+The always-available baseline, and the detector of ``biomae annotate --detector energy``. It needs no
+model and works at any sample rate, ultrasonic bat recordings included. Per recording:
+
+1. Stream the audio in blocks of ``block_s`` with ``context_s`` of extra audio on each side (memory is
+   bounded whatever the length); blocks start at multiples of the hop, so frame ``j`` of every block is
+   a global frame index and times are ``frame * hop_samples / sample_rate`` — never accumulated floats.
+2. Power spectrogram (Hann window, ``n_fft`` samples, hop ``hop_s``) → energy inside
+   ``[low_hz, high_hz]`` per frame, in dB.
+3. Adaptive noise floor: a running ``noise_quantile`` of the band energy over ``noise_window_s``.
+4. Hysteresis: an event starts where the excess over the floor rises above ``on_db`` and lasts while it
+   stays above ``off_db``; segments closer than ``merge_gap_s`` are merged, then those shorter than
+   ``min_duration_s`` dropped (after merging across block boundaries).
+5. A frequency box per event: the band between the ``box_quantile`` and ``1 - box_quantile``
+   quantiles of the event's per-bin excess over the noise spectrum (in dB, less ``on_db``), within
+   the detection band.
+
+Scores are ``1 - exp(-peak_excess_db / 10)``: a monotone map of the peak SNR (dB) into [0, 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biomae.annotations.schema import concat_events, empty_events, make_events
+
+ULTRASONIC_RATE = 100_000  # above this sample rate, "auto" settings assume bat-like calls
+
+
+@dataclass
+class EnergyDetectorConfig:
+    """Settings of the energy detector. ``None`` means "auto", chosen from the sample rate.
+
+    Auto values: below 100 kHz, ``hop_s`` 10 ms, ``n_fft`` the power of two ≥ one hop, ``low_hz`` 150 Hz,
+    ``min_duration_s`` 30 ms; above (bat detectors), ``hop_s`` 0.5 ms, ``low_hz`` 15 kHz,
+    ``min_duration_s`` 1 ms, ``merge_gap_s`` 2 ms.
+    """
+
+    low_hz: float | None = None
+    high_hz: float | None = None
+    hop_s: float | None = None
+    n_fft: int | None = None
+    on_db: float = 8.0
+    off_db: float = 4.0
+    noise_window_s: float = 10.0
+    noise_quantile: float = 0.25
+    min_duration_s: float | None = None
+    merge_gap_s: float | None = None
+    max_duration_s: float | None = None
+    box_quantile: float = 0.05
+    block_s: float = 120.0
+    label: str = "call"
+
+    def __post_init__(self) -> None:
+        if self.off_db > self.on_db:
+            raise ValueError(f"off_db ({self.off_db}) must not exceed on_db ({self.on_db})")
+        if not 0 < self.noise_quantile < 1:
+            raise ValueError(f"noise_quantile must lie in (0, 1), got {self.noise_quantile}")
+        if not 0 <= self.box_quantile < 0.5:
+            raise ValueError(f"box_quantile must lie in [0, 0.5), got {self.box_quantile}")
+        if self.block_s <= 0 or self.noise_window_s <= 0:
+            raise ValueError("block_s and noise_window_s must be positive")
+        if self.low_hz is not None and self.high_hz is not None and self.high_hz <= self.low_hz:
+            raise ValueError(f"high_hz ({self.high_hz}) must exceed low_hz ({self.low_hz})")
+
+    def resolved(self, sample_rate: int) -> EnergyDetectorConfig:
+        """A copy with every auto setting fixed for ``sample_rate``; checks the band against Nyquist."""
+        ultrasonic = sample_rate > ULTRASONIC_RATE
+        nyquist_hz = sample_rate / 2
+        hop_s = self.hop_s or (0.0005 if ultrasonic else 0.01)
+        hop_samples = max(1, round(hop_s * sample_rate))
+        n_fft = self.n_fft or int(2 ** math.ceil(math.log2(max(16, hop_samples))))
+        low_hz = self.low_hz if self.low_hz is not None else (15_000.0 if ultrasonic else 150.0)
+        high_hz = self.high_hz if self.high_hz is not None else nyquist_hz
+        if low_hz >= nyquist_hz:
+            if self.low_hz is not None:
+                raise ValueError(
+                    f"low_hz {low_hz:g} Hz is at or above the Nyquist frequency {nyquist_hz:g} Hz"
+                )
+            low_hz = 0.0
+        high_hz = min(high_hz, nyquist_hz)
+        out = EnergyDetectorConfig(**asdict(self))
+        out.hop_s, out.n_fft, out.low_hz, out.high_hz = hop_samples / sample_rate, n_fft, low_hz, high_hz
+        out.min_duration_s = self.min_duration_s if self.min_duration_s is not None else (
+            0.001 if ultrasonic else 0.03
+        )
+        out.merge_gap_s = self.merge_gap_s if self.merge_gap_s is not None else (
+            0.002 if ultrasonic else 0.05
+        )
+        return out
+
+
+class EnergyDetector:
+    """Find events in a recording by band energy. ``detect_file`` streams; ``detect`` takes an array."""
+
+    name = "energy"
+
+    def __init__(self, config: EnergyDetectorConfig | None = None):
+        self.config = config or EnergyDetectorConfig()
+
+    def params(self) -> dict:
+        return {"detector": self.name, **asdict(self.config)}
+
+    def detect(self, audio: np.ndarray, sample_rate: int, recording: str = "") -> pd.DataFrame:
+        """Events in ``audio`` (float, (n_samples,)) sampled at ``sample_rate``."""
+        cfg = self.config.resolved(sample_rate)
+        hop = round(cfg.hop_s * sample_rate)
+        n_frames = len(audio) // hop + 1
+        segments = _segments_in_block(audio, sample_rate, 0, 0, n_frames, cfg)
+        return _finish(segments, sample_rate, hop, cfg, recording, len(audio))
+
+    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
+        """Events in the recording at ``path``, streamed block by block (bounded memory)."""
+        from biomae import audio as audio_io
+
+        info = audio_io.info(path)
+        sample_rate = info.sample_rate
+        cfg = self.config.resolved(sample_rate)
+        hop = round(cfg.hop_s * sample_rate)
+        # Core blocks of whole hops; each read with `context` frames of audio on both sides so the
+        # noise floor and hysteresis see across block edges.
+        core_frames = max(1, round(cfg.block_s * sample_rate / hop))
+        context_frames = round(min(cfg.noise_window_s, cfg.block_s) * sample_rate / hop)
+        n_total_frames = info.n_samples // hop + 1
+        segments = []
+        for core_start in range(0, n_total_frames, core_frames):
+            core_end = min(core_start + core_frames, n_total_frames)
+            first = max(0, core_start - context_frames)
+            last = min(n_total_frames, core_end + context_frames)
+            start_sample = first * hop
+            n_samples = min(info.n_samples, last * hop) - start_sample
+            block, _ = audio_io.load(
+                path, start_s=start_sample / sample_rate, duration_s=n_samples / sample_rate
+            )
+            segments.extend(
+                _segments_in_block(block, sample_rate, first, core_start - first, core_end - first, cfg)
+            )
+        name = recording if recording is not None else str(path)
+        return _finish(segments, sample_rate, hop, cfg, name, info.n_samples)
+
+
+def _band_power(audio: np.ndarray, sample_rate: int, cfg: EnergyDetectorConfig):
+    """Power spectrogram inside the band: (n_frames, n_bins) and the bins' frequencies in Hz."""
+    import torch
+
+    hop = round(cfg.hop_s * sample_rate)
+    n_fft = cfg.n_fft
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    if len(x) < n_fft // 2 + 1:  # reflect padding needs more samples than half a window
+        x = torch.nn.functional.pad(x, (0, n_fft // 2 + 1 - len(x)))
+    window = torch.hann_window(n_fft)
+    spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=True, return_complex=True)
+    power = (spec.real**2 + spec.imag**2).T.numpy()  # (n_frames, n_fft // 2 + 1)
+    freqs_hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    in_band = (freqs_hz >= cfg.low_hz) & (freqs_hz <= cfg.high_hz)
+    if not in_band.any():
+        in_band[np.argmin(np.abs(freqs_hz - (cfg.low_hz + cfg.high_hz) / 2))] = True
+    return power[:, in_band], freqs_hz[in_band]
+
+
+def _running_quantile(x_db: np.ndarray, window: int, q: float) -> np.ndarray:
+    """A running quantile of ``x_db`` over ``window`` frames, computed on a decimated grid."""
+    from scipy.ndimage import percentile_filter
+
+    step = max(1, window // 20)
+    n = len(x_db)
+    n_coarse = -(-n // step)
+    padded = np.pad(x_db, (0, n_coarse * step - n), mode="edge")
+    coarse = np.quantile(padded.reshape(n_coarse, step), q, axis=1)  # (n_coarse,)
+    size = max(1, window // step) | 1
+    floor = percentile_filter(coarse, 100 * q, size=size, mode="nearest")
+    return np.interp(np.arange(n), np.arange(n_coarse) * step + (step - 1) / 2, floor)
+
+
+def _segments_in_block(audio, sample_rate, frame0, core_lo, core_hi, cfg) -> list[dict]:
+    """Hysteresis segments whose frames fall in [core_lo, core_hi) of a block starting at global
+    frame ``frame0``; each with global frame span, peak excess (dB) and a frequency box."""
+    power, freqs_hz = _band_power(audio, sample_rate, cfg)
+    n_frames = power.shape[0]
+    core_hi = min(core_hi, n_frames)
+    band_db = 10 * np.log10(power.sum(axis=1) + 1e-20)  # (n_frames,)
+    window = max(3, round(cfg.noise_window_s / cfg.hop_s))
+    excess_db = band_db - _running_quantile(band_db, window, cfg.noise_quantile)
+    active = _hysteresis(excess_db, cfg.on_db, cfg.off_db)
+    noise_spectrum = np.quantile(power, cfg.noise_quantile, axis=0)  # (n_bins,)
+    segments = []
+    for lo, hi in _runs(active[core_lo:core_hi]):
+        lo, hi = lo + core_lo, hi + core_lo
+        # Per-bin excess (dB) of the event's mean spectrum over the noise spectrum; bins less than
+        # `on_db` above the noise weigh nothing, so hum and stationary noise never widen the box.
+        bin_excess_db = 10 * np.log10((power[lo:hi].mean(axis=0) + 1e-20) / (noise_spectrum + 1e-20))
+        excess = np.clip(bin_excess_db - cfg.on_db, 0, None)
+        if not excess.any():  # a faint event: fall back to the hysteresis' lower threshold
+            excess = np.clip(bin_excess_db - cfg.off_db, 0, None)
+        segments.append(
+            {
+                "first": frame0 + lo,
+                "last": frame0 + hi,  # exclusive
+                "peak_db": float(excess_db[lo:hi].max()),
+                "box": _box(excess, freqs_hz, cfg.box_quantile),
+            }
+        )
+    return segments
+
+
+def _hysteresis(x: np.ndarray, on: float, off: float) -> np.ndarray:
+    """Boolean activity: on where x > on, extended while x > off (both directions)."""
+    above_off = x > off
+    runs = _runs(above_off)
+    active = np.zeros(len(x), dtype=bool)
+    for lo, hi in runs:
+        if (x[lo:hi] > on).any():
+            active[lo:hi] = True
+    return active
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index pairs of the True runs of a boolean array."""
+    if not len(mask):
+        return []
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def _box(excess: np.ndarray, freqs_hz: np.ndarray, q: float) -> tuple[float, float]:
+    """The band between the q and 1-q quantiles of the excess energy over frequency."""
+    total = excess.sum()
+    if total <= 0:
+        return float(freqs_hz[0]), float(freqs_hz[-1])
+    cumulative = np.cumsum(excess) / total
+    lo = int(np.searchsorted(cumulative, q))
+    hi = int(np.searchsorted(cumulative, 1 - q))
+    bin_hz = freqs_hz[1] - freqs_hz[0] if len(freqs_hz) > 1 else 0.0
+    low_hz = max(freqs_hz[0], freqs_hz[min(lo, len(freqs_hz) - 1)] - bin_hz / 2)
+    high_hz = min(freqs_hz[-1], freqs_hz[min(hi, len(freqs_hz) - 1)] + bin_hz / 2)
+    return float(low_hz), float(max(high_hz, low_hz))
+
+
+def _finish(segments, sample_rate, hop, cfg, recording, n_samples) -> pd.DataFrame:
+    """Merge segments across gaps and block edges, drop short ones, convert frames to seconds."""
+    if not segments:
+        return empty_events()
+    segments = sorted(segments, key=lambda s: s["first"])
+    gap_frames = round(cfg.merge_gap_s * sample_rate / hop)
+    merged = [dict(segments[0])]
+    for seg in segments[1:]:
+        prev = merged[-1]
+        if seg["first"] - prev["last"] <= gap_frames:
+            prev["last"] = max(prev["last"], seg["last"])
+            prev["peak_db"] = max(prev["peak_db"], seg["peak_db"])
+            prev["box"] = (min(prev["box"][0], seg["box"][0]), max(prev["box"][1], seg["box"][1]))
+        else:
+            merged.append(dict(seg))
+    rows = []
+    for seg in merged:
+        # Frame f is centred on sample f * hop; an event covers its frames' centres ± half a hop.
+        start_s = max(0, seg["first"] * hop - hop // 2) / sample_rate
+        end_s = min(n_samples, (seg["last"] - 1) * hop + hop // 2) / sample_rate
+        duration_s = end_s - start_s
+        if duration_s < cfg.min_duration_s:
+            continue
+        if cfg.max_duration_s is not None and duration_s > cfg.max_duration_s:
+            continue
+        rows.append(
+            {
+                "start_s": start_s,
+                "end_s": end_s,
+                "low_hz": seg["box"][0],
+                "high_hz": seg["box"][1],
+                "score": 1.0 - math.exp(-max(seg["peak_db"], 0.0) / 10.0),
+                "label": cfg.label,
+            }
+        )
+    if not rows:
+        return empty_events()
+    return concat_events([make_events(rows, recording=recording, source="biomae-energy")])

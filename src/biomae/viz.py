@@ -1,0 +1,153 @@
+"""Pictures of recordings with their events: a spectrogram with every call numbered, a green bar at its
+start and a red bar at its end, and its frequency box outlined (the seed paper's Figure 3).
+
+matplotlib is imported lazily (Agg backend), so ``import biomae`` stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biomae._io import atomic_path
+
+
+def spectrogram_db(audio: np.ndarray, sample_rate: int, n_fft: int | None = None, hop_s: float = 0.005):
+    """Power spectrogram in dB for display: ((n_bins, n_frames) array, frame times s, bin freqs Hz)."""
+    import torch
+
+    hop = max(1, round(hop_s * sample_rate))
+    n_fft = n_fft or int(2 ** math.ceil(math.log2(max(64, 4 * hop))))
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    if len(x) < n_fft // 2 + 1:
+        x = torch.nn.functional.pad(x, (0, n_fft // 2 + 1 - len(x)))
+    spec = torch.stft(
+        x, n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True, return_complex=True
+    )
+    power_db = 10 * torch.log10(spec.abs() ** 2 + 1e-12)  # (n_bins, n_frames)
+    times_s = np.arange(power_db.shape[1]) * hop / sample_rate
+    freqs_hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    return power_db.numpy(), times_s, freqs_hz
+
+
+def plot_events(
+    audio: np.ndarray,
+    sample_rate: int,
+    events: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str = "",
+    offset_s: float = 0.0,
+    numbers: list[int] | None = None,
+    dynamic_range_db: float = 70.0,
+    width_in: float | None = None,
+) -> Path:
+    """Save a spectrogram of ``audio`` with ``events`` drawn on it, atomically, as PNG.
+
+    Args:
+        audio: (n_samples,) float samples; its first sample is at ``offset_s`` in the recording.
+        sample_rate: samples per second.
+        events: event table (recording times, seconds); events outside the page are skipped.
+        path: output PNG path.
+        title: picture title.
+        offset_s: recording time of ``audio[0]`` (for pages of a long recording).
+        numbers: the number printed for each event (default 1..n in table order).
+        dynamic_range_db: dB below the page's maximum shown as black.
+        width_in: figure width in inches (default grows with duration).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    duration_s = len(audio) / sample_rate
+    power_db, times_s, freqs_hz = spectrogram_db(audio, sample_rate)
+    vmax = float(power_db.max())
+    width_in = width_in or float(np.clip(4 + duration_s * 0.8, 6, 24))
+    fig, ax = plt.subplots(figsize=(width_in, 4.2), dpi=100)
+    ax.imshow(
+        power_db,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=vmax - dynamic_range_db,
+        vmax=vmax,
+        extent=(offset_s, offset_s + duration_s, 0, freqs_hz[-1] / 1000),
+    )
+    numbers = numbers if numbers is not None else list(range(1, len(events) + 1))
+    top_khz = freqs_hz[-1] / 1000
+    for number, (_, event) in zip(numbers, events.iterrows(), strict=True):
+        start_s, end_s = float(event["start_s"]), float(event["end_s"])
+        if end_s < offset_s or start_s > offset_s + duration_s:
+            continue
+        has_box = not (math.isnan(event["low_hz"]) or math.isnan(event["high_hz"]))
+        low_khz = event["low_hz"] / 1000 if has_box else 0.0
+        high_khz = event["high_hz"] / 1000 if has_box else top_khz
+        ax.add_patch(
+            plt.Rectangle(
+                (start_s, low_khz), end_s - start_s, high_khz - low_khz,
+                fill=False, edgecolor="white", linewidth=0.8, alpha=0.8,
+            )
+        )
+        ax.axvline(start_s, color="lime", linewidth=1.6)
+        ax.axvline(end_s, color="red", linewidth=1.6)
+        ax.text(
+            (start_s + end_s) / 2, min(high_khz, top_khz * 0.97), str(number),
+            color="white", fontsize=9, fontweight="bold", ha="center", va="bottom",
+            bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"},
+        )
+    ax.set_xlim(offset_s, offset_s + duration_s)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (kHz)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_recording_pages(
+    path: str | Path,
+    events: pd.DataFrame,
+    out_stem: str | Path,
+    *,
+    page_s: float = 30.0,
+    title: str = "",
+    max_pages: int | None = None,
+) -> list[Path]:
+    """Pictures of a whole recording, one PNG per page of ``page_s`` seconds (read page by page).
+
+    Events are numbered 1..n over the whole recording in start order, so page numbers match the table.
+    Files: ``{out_stem}.png`` for a single page, else ``{out_stem}.page001.png`` …
+    """
+    from biomae import audio as audio_io
+
+    info = audio_io.info(path)
+    events = events.sort_values("start_s", kind="stable")
+    numbers = list(range(1, len(events) + 1))
+    n_pages = max(1, math.ceil(info.duration_s / page_s))
+    if max_pages is not None:
+        n_pages = min(n_pages, max_pages)
+    written = []
+    for page in range(n_pages):
+        start_sample = round(page * page_s * info.sample_rate)
+        n_samples = min(info.n_samples - start_sample, round(page_s * info.sample_rate))
+        audio, sample_rate = audio_io.load(
+            path, start_s=start_sample / info.sample_rate, duration_s=n_samples / info.sample_rate
+        )
+        offset_s = start_sample / sample_rate
+        on_page = (events["end_s"] >= offset_s) & (events["start_s"] <= offset_s + len(audio) / sample_rate)
+        out = Path(f"{out_stem}.png" if n_pages == 1 else f"{out_stem}.page{page + 1:03d}.png")
+        page_title = title if n_pages == 1 else f"{title} — page {page + 1}/{n_pages}"
+        written.append(
+            plot_events(
+                audio, sample_rate, events[on_page], out, title=page_title, offset_s=offset_s,
+                numbers=[n for n, keep in zip(numbers, on_page, strict=True) if keep],
+            )
+        )
+    return written
