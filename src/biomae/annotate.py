@@ -262,7 +262,7 @@ def _progress(todo: list[Recording], audio_io, enabled: bool):
             total_s += audio_io.info(rec.path).duration_s
         except Exception:
             pass  # reported when the file's turn comes
-    return tqdm(total=round(total_s, 1), unit="s audio", desc="annotate", dynamic_ncols=True,
+    return tqdm(total=total_s, unit="s audio", desc="annotate", dynamic_ncols=True,
                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]{postfix}")
 
 

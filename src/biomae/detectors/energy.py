@@ -13,8 +13,9 @@ model and works at any sample rate, ultrasonic bat recordings included. Per reco
    stays above ``off_db``; segments closer than ``merge_gap_s`` are merged, then those shorter than
    ``min_duration_s`` dropped (after merging across block boundaries).
 5. A frequency box per event: the band between the ``box_quantile`` and ``1 - box_quantile``
-   quantiles of the event's per-bin excess over the noise spectrum (in dB, less ``on_db``), within
-   the detection band.
+   quantiles of the event's per-bin excess over the noise spectrum (in dB, less ``on_db``; the
+   event's spectrum is the 80th percentile over its frames, so brief broadband clicks don't count),
+   within the detection band.
 
 Scores are ``1 - exp(-peak_excess_db / 10)``: a monotone map of the peak SNR (dB) into [0, 1).
 """
@@ -188,13 +189,19 @@ def _segments_in_block(audio, sample_rate, frame0, core_lo, core_hi, cfg) -> lis
     window = max(3, round(cfg.noise_window_s / cfg.hop_s))
     excess_db = band_db - _running_quantile(band_db, window, cfg.noise_quantile)
     active = _hysteresis(excess_db, cfg.on_db, cfg.off_db)
-    noise_spectrum = np.quantile(power, cfg.noise_quantile, axis=0)  # (n_bins,)
+    # The noise spectrum is the same statistic as an event's spectrum (80th percentile over frames,
+    # see below), taken over the block's quiet frames, so that pure noise has ~0 dB excess.
+    quiet = power[~active] if (~active).sum() >= 10 else power
+    noise_spectrum = np.quantile(quiet, 0.8, axis=0)  # (n_bins,)
     segments = []
     for lo, hi in _runs(active[core_lo:core_hi]):
         lo, hi = lo + core_lo, hi + core_lo
-        # Per-bin excess (dB) of the event's mean spectrum over the noise spectrum; bins less than
+        # Per-bin excess (dB) of the event's spectrum over the noise spectrum; bins less than
         # `on_db` above the noise weigh nothing, so hum and stationary noise never widen the box.
-        bin_excess_db = 10 * np.log10((power[lo:hi].mean(axis=0) + 1e-20) / (noise_spectrum + 1e-20))
+        # The event's spectrum is the 80th percentile over its frames: a bin the call occupies for
+        # a fifth of its duration counts, a broadband click of a frame or two does not.
+        event_spectrum = np.quantile(power[lo:hi], 0.8, axis=0)  # (n_bins,)
+        bin_excess_db = 10 * np.log10((event_spectrum + 1e-20) / (noise_spectrum + 1e-20))
         excess = np.clip(bin_excess_db - cfg.on_db, 0, None)
         if not excess.any():  # a faint event: fall back to the hysteresis' lower threshold
             excess = np.clip(bin_excess_db - cfg.off_db, 0, None)
