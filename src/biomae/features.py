@@ -1,0 +1,387 @@
+"""Spectrogram front end as an ``nn.Module``: STFT power -> mel or linear bins -> dB, log or PCEN.
+
+Coordinate conventions (the rest of biomae relies on them):
+
+* framing is ``center=True`` with zero ("constant") padding of ``n_fft // 2`` samples on each side,
+  so frame ``i`` is centred on sample ``i * hop_samples``, i.e. at ``i * hop_samples / sample_rate``
+  seconds, and a waveform of ``T`` samples gives ``T // hop_samples + 1`` frames for every (even)
+  ``n_fft``. Zero padding (librosa's default) works for any length, unlike reflect padding;
+* the window is ``n_fft`` samples long (periodic Hann / Hamming / Blackman);
+* mel bins use the Slaney mel scale with Slaney area normalisation (librosa's default,
+  ``htk=False, norm="slaney"``), bin ``k`` centred at :meth:`Spectrogram.frequencies_hz` ``[k]``;
+  linear bins are the FFT bins ``k * sample_rate / n_fft`` inside ``[fmin_hz, fmax_hz]``.
+
+``n_fft`` may change per call (the training loop jitters it per batch): the window and mel
+filterbank of each ``n_fft`` are built once and kept as non-persistent buffers, so they follow
+``.to(device)``. With ``scale="mel"`` the output is ``(B, n_mels, frames)`` whatever the ``n_fft``,
+so the model's patch grid does not change; with ``scale="linear"`` the number of bins depends on
+``n_fft``.
+
+The STFT and everything after it run in float32 even inside a bf16/fp16 autocast region; the output
+is float32.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+WINDOWS = {
+    "hann": torch.hann_window,
+    "hamming": torch.hamming_window,
+    "blackman": torch.blackman_window,
+}
+SCALES = ("mel", "linear")
+COMPRESSIONS = ("db", "log", "pcen")
+PCEN_CHUNK_FRAMES = 128  # frames per step of the chunked PCEN smoother
+
+
+@dataclass
+class SpectrogramConfig:
+    """Front-end parameters (all times in seconds, frequencies in Hz).
+
+    Attributes:
+        sample_rate: rate of the input waveform in Hz.
+        n_fft: default FFT and window length in samples (even, >= 16); ``forward`` may override it.
+        hop_s: frame hop; ``hop_samples = round(hop_s * sample_rate)``.
+        window: "hann", "hamming" or "blackman" (periodic).
+        scale: "mel" (``n_mels`` bins) or "linear" (the FFT bins within ``[fmin_hz, fmax_hz]``).
+        n_mels: number of mel bins.
+        fmin_hz, fmax_hz: frequency band kept; ``fmax_hz=None`` is the Nyquist frequency.
+        compression: "db" (``10 log10(max(power, amin))``, then clipped at ``top_db`` below each
+            example's maximum), "log" (``ln(max(power, amin))``) or "pcen" (per-channel energy
+            normalisation of the *magnitude* spectrogram scaled by ``pcen_input_scale``, as in
+            librosa's documentation).
+        top_db: dynamic range kept by "db", or None for no clipping.
+        amin: floor applied to the power before "db" or "log".
+        pcen_time_constant_s, pcen_gain, pcen_bias, pcen_power, pcen_eps: PCEN's smoother time
+            constant and ``alpha``, ``delta``, ``r``, ``eps`` (librosa.pcen's defaults).
+        pcen_input_scale: factor applied to the magnitude before PCEN (2**31: float audio treated
+            as 32-bit integers).
+    """
+
+    sample_rate: int
+    n_fft: int = 512
+    hop_s: float = 0.01
+    window: str = "hann"
+    scale: str = "mel"
+    n_mels: int = 128
+    fmin_hz: float = 0.0
+    fmax_hz: float | None = None
+    compression: str = "db"
+    top_db: float | None = 80.0
+    amin: float = 1e-10
+    pcen_time_constant_s: float = 0.4
+    pcen_gain: float = 0.98
+    pcen_bias: float = 2.0
+    pcen_power: float = 0.5
+    pcen_eps: float = 1e-6
+    pcen_input_scale: float = 2.0**31
+
+    def __post_init__(self) -> None:
+        check_n_fft(self.n_fft)
+        nyquist_hz, fmax_hz = self.sample_rate / 2, self.band_hz[1]
+        positive = ("amin", "pcen_time_constant_s", "pcen_bias", "pcen_power", "pcen_eps",
+                    "pcen_input_scale")  # fmt: skip
+        checks = [
+            (int(self.sample_rate) == self.sample_rate and self.sample_rate > 0,
+             f"sample_rate must be a positive integer (Hz), got {self.sample_rate}"),
+            (math.isfinite(self.hop_s) and self.hop_s > 0 and self.hop_samples >= 1,
+             f"hop_s={self.hop_s} must be at least one sample at {self.sample_rate} Hz"),
+            (self.window in WINDOWS,
+             f"window must be one of {sorted(WINDOWS)}, got {self.window!r}"),
+            (self.scale in SCALES, f"scale must be one of {SCALES}, got {self.scale!r}"),
+            (self.compression in COMPRESSIONS,
+             f"compression must be one of {COMPRESSIONS}, got {self.compression!r}"),
+            (self.n_mels >= 1, f"n_mels must be >= 1, got {self.n_mels}"),
+            (self.fmin_hz >= 0, f"fmin_hz must be >= 0, got {self.fmin_hz}"),
+            (fmax_hz <= nyquist_hz,
+             f"fmax_hz={fmax_hz} exceeds the Nyquist frequency {nyquist_hz} Hz"),
+            (self.fmin_hz < fmax_hz, f"fmin_hz={self.fmin_hz} must be below fmax_hz={fmax_hz}"),
+            (self.top_db is None or self.top_db > 0, f"top_db must be > 0, got {self.top_db}"),
+            (0 <= self.pcen_gain <= 1, f"pcen_gain must be in [0, 1], got {self.pcen_gain}"),
+            *[(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+              for name in positive],
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"SpectrogramConfig: {message}")
+
+    @property
+    def hop_samples(self) -> int:
+        """Frame hop in samples, ``round(hop_s * sample_rate)``."""
+        return round(self.hop_s * self.sample_rate)
+
+    @property
+    def band_hz(self) -> tuple[float, float]:
+        """``(fmin_hz, fmax_hz)`` with ``fmax_hz=None`` resolved to the Nyquist frequency."""
+        return float(self.fmin_hz), float(
+            self.sample_rate / 2 if self.fmax_hz is None else self.fmax_hz
+        )
+
+
+def check_n_fft(n_fft: int) -> None:
+    """Raise unless ``n_fft`` is an even integer >= 16 (even keeps frames centred on samples)."""
+    if int(n_fft) != n_fft or n_fft < 16 or n_fft % 2:
+        raise ValueError(f"n_fft must be an even integer >= 16, got {n_fft}")
+
+
+# ----------------------------------------------------------------------------- mel scale (Slaney)
+
+_F_SP = 200.0 / 3  # Hz per mel below 1 kHz
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP  # = 15
+_LOGSTEP = math.log(6.4) / 27.0  # log-spaced above 1 kHz
+
+
+def hz_to_mel(freq_hz: Tensor) -> Tensor:
+    """Slaney mel scale: linear below 1 kHz (3 mel per 200 Hz), logarithmic above."""
+    freq_hz = torch.as_tensor(freq_hz, dtype=torch.float64)
+    linear = freq_hz / _F_SP
+    log = _MIN_LOG_MEL + torch.log(freq_hz.clamp(min=_MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return torch.where(freq_hz >= _MIN_LOG_HZ, log, linear)
+
+
+def mel_to_hz(mel: Tensor) -> Tensor:
+    """Inverse of :func:`hz_to_mel`."""
+    mel = torch.as_tensor(mel, dtype=torch.float64)
+    linear = mel * _F_SP
+    log = _MIN_LOG_HZ * torch.exp(_LOGSTEP * (mel.clamp(min=_MIN_LOG_MEL) - _MIN_LOG_MEL))
+    return torch.where(mel >= _MIN_LOG_MEL, log, linear)
+
+
+def mel_edges_hz(n_mels: int, fmin_hz: float, fmax_hz: float) -> Tensor:
+    """``n_mels + 2`` float64 frequencies equally spaced in mel: filter ``k`` spans [k, k + 2]."""
+    mels = torch.linspace(
+        float(hz_to_mel(fmin_hz)), float(hz_to_mel(fmax_hz)), n_mels + 2, dtype=torch.float64
+    )
+    return mel_to_hz(mels)
+
+
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin_hz: float, fmax_hz: float
+) -> Tensor:
+    """Triangular Slaney-normalised mel filters (what ``librosa.filters.mel`` computes by default).
+
+    Returns:
+        (n_mels, n_fft // 2 + 1) float64: row ``k`` weights the power of each FFT bin; each
+        triangle is scaled by ``2 / (its width in Hz)`` so the filters have equal area.
+    """
+    fft_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    edges = mel_edges_hz(n_mels, fmin_hz, fmax_hz)  # (n_mels + 2,)
+    widths = edges.diff()  # (n_mels + 1,)
+    ramps = edges[:, None] - fft_hz[None, :]  # (n_mels + 2, n_bins)
+    rising = -ramps[:-2] / widths[:-1, None]  # (n_mels, n_bins)
+    falling = ramps[2:] / widths[1:, None]  # (n_mels, n_bins)
+    weights = torch.minimum(rising, falling).clamp(min=0)
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
+# ----------------------------------------------------------------------------- PCEN
+
+
+def pcen_smoothing_coefficient(time_constant_s: float, sample_rate: int, hop_samples: int) -> float:
+    """``b`` of the one-pole smoother ``M[t] = (1 - b) M[t-1] + b E[t]`` (librosa's formula)."""
+    t_frames = time_constant_s * sample_rate / hop_samples
+    return (math.sqrt(1 + 4 * t_frames**2) - 1) / (2 * t_frames**2)
+
+
+def smooth_frames(energy: Tensor, b: float, chunk_frames: int = PCEN_CHUNK_FRAMES) -> Tensor:
+    """One-pole low-pass along the last axis, started at the first frame (``M[-1] = E[0]``).
+
+    Exact and parallel within chunks: each chunk is a lower-triangular matrix product plus the
+    decayed state carried in from the previous chunk.
+
+    Args:
+        energy: (..., T) float tensor.
+        b: smoothing coefficient in (0, 1].
+
+    Returns:
+        (..., T) smoothed tensor ``M``.
+    """
+    n_frames = energy.shape[-1]
+    size = min(chunk_frames, n_frames)
+    index = torch.arange(size, device=energy.device)
+    lag = (index[:, None] - index[None, :]).clamp(min=0)  # (L, L)
+    causal = index[:, None] >= index[None, :]
+    weights = torch.where(causal, b * (1 - b) ** lag.to(energy.dtype), 0.0)  # (L, L)
+    carry_gain = (1 - b) ** (index + 1).to(energy.dtype)  # (L,)
+    state = energy[..., 0]  # (...,)
+    pieces = []
+    for start in range(0, n_frames, size):
+        piece = energy[..., start : start + size]  # (..., n)
+        n = piece.shape[-1]
+        smoothed = piece @ weights[:n, :n].T + state[..., None] * carry_gain[:n]  # (..., n)
+        pieces.append(smoothed)
+        state = smoothed[..., -1]
+    return torch.cat(pieces, dim=-1)
+
+
+def pcen(energy: Tensor, config: SpectrogramConfig) -> Tensor:
+    """Per-channel energy normalisation of ``energy`` (..., F, T), as librosa.pcen computes it.
+
+    ``out = delta^r * expm1(r * log1p(E / (eps + M)^alpha / delta))`` with ``M`` the smoothed
+    ``E`` (:func:`smooth_frames`). Only the smoother's start differs from librosa, which assumes a
+    past input of 1 (``M[-1] = 1``); here the past is the first frame (``M[-1] = E[0]``), so a clip
+    has no warm-up transient. The two agree once the start has decayed (a few time constants).
+    """
+    b = pcen_smoothing_coefficient(
+        config.pcen_time_constant_s, config.sample_rate, config.hop_samples
+    )
+    smoothed = smooth_frames(energy, b)
+    eps, gain = config.pcen_eps, config.pcen_gain
+    bias, power = config.pcen_bias, config.pcen_power
+    agc = torch.exp(-gain * (math.log(eps) + torch.log1p(smoothed / eps)))
+    return bias**power * torch.expm1(power * torch.log1p(energy * agc / bias))
+
+
+# ----------------------------------------------------------------------------- module
+
+
+class Spectrogram(nn.Module):
+    """Waveforms (B, T) -> compressed spectrograms (B, F, n_frames), float32, any device."""
+
+    def __init__(self, config: SpectrogramConfig):
+        super().__init__()
+        self.config = config
+        self._buffers_for(config.n_fft, torch.device("cpu"))
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"sample_rate={c.sample_rate}, n_fft={c.n_fft}, hop_samples={c.hop_samples}, "
+            f"scale={c.scale!r}, n_mels={c.n_mels}, band_hz={c.band_hz}, "
+            f"compression={c.compression!r}"
+        )
+
+    # -- geometry
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames for ``n_samples`` input samples: ``n_samples // hop_samples + 1``."""
+        return n_samples // self.config.hop_samples + 1
+
+    def frame_times_s(self, n_frames: int) -> np.ndarray:
+        """(n_frames,) float64 frame centres in seconds: ``i * hop_samples / sample_rate``."""
+        return np.arange(n_frames) * self.config.hop_samples / self.config.sample_rate
+
+    def frequencies_hz(self, n_fft: int | None = None) -> np.ndarray:
+        """(F,) float64 centre frequency of each output bin (mel: the filters' peaks)."""
+        n_fft = self.config.n_fft if n_fft is None else n_fft
+        check_n_fft(n_fft)
+        fmin_hz, fmax_hz = self.config.band_hz
+        if self.config.scale == "mel":
+            return mel_edges_hz(self.config.n_mels, fmin_hz, fmax_hz)[1:-1].numpy()
+        low, high = self._linear_bins(n_fft)
+        return np.arange(low, high) * self.config.sample_rate / n_fft
+
+    def _linear_bins(self, n_fft: int) -> tuple[int, int]:
+        """[low, high) FFT bin indices inside the band (raises when the band holds no bin)."""
+        fmin_hz, fmax_hz = self.config.band_hz
+        bin_hz = self.config.sample_rate / n_fft
+        low, high = math.ceil(fmin_hz / bin_hz - 1e-9), math.floor(fmax_hz / bin_hz + 1e-9) + 1
+        if high <= low:
+            raise ValueError(
+                f"n_fft={n_fft}: no FFT bin ({bin_hz:.1f} Hz apart) falls in "
+                f"[{fmin_hz}, {fmax_hz}] Hz"
+            )
+        return low, high
+
+    # -- cached windows and filterbanks
+
+    def _buffers_for(self, n_fft: int, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        """The window (n_fft,) and mel filterbank (n_mels, n_fft // 2 + 1) of ``n_fft``, cached."""
+        names = (f"window_{n_fft}", f"mel_{n_fft}")
+        if not hasattr(self, names[0]):
+            periodic = WINDOWS[self.config.window](n_fft, periodic=True, dtype=torch.float32)
+            self.register_buffer(names[0], periodic, persistent=False)
+            filters = None
+            if self.config.scale == "mel":
+                filters = mel_filterbank(
+                    self.config.sample_rate, n_fft, self.config.n_mels, *self.config.band_hz
+                ).float()
+                self._warn_empty_filters(filters, n_fft)
+            self.register_buffer(names[1], filters, persistent=False)
+        window, filters = getattr(self, names[0]), getattr(self, names[1])
+        if window.device != device:  # the module was not moved: follow the input
+            window = window.to(device)
+            filters = None if filters is None else filters.to(device)
+            setattr(self, names[0], window)
+            setattr(self, names[1], filters)
+        return window, filters
+
+    def _warn_empty_filters(self, filters: Tensor, n_fft: int) -> None:
+        """Warn (once per message, Python's default) when some mel rows get no FFT bin."""
+        empty = int((filters.sum(dim=1) == 0).sum())
+        if empty:
+            warnings.warn(
+                f"Spectrogram: {empty} of {self.config.n_mels} mel filters are empty at "
+                f"n_fft={n_fft} ({self.config.sample_rate / n_fft:.1f} Hz per FFT bin); those rows "
+                "stay at the floor. Use fewer mels, a higher fmin_hz or a larger n_fft.",
+                stacklevel=3,
+            )
+
+    # -- forward
+
+    def forward(self, waveform: Tensor, n_fft: int | None = None) -> Tensor:
+        """Compute the spectrogram.
+
+        Args:
+            waveform: (B, T) or (T,) float audio at ``config.sample_rate``.
+            n_fft: FFT/window length for this call (even, >= 16); None = ``config.n_fft``. Mel
+                output has ``n_mels`` rows for every ``n_fft``.
+
+        Returns:
+            (B, F, T // hop_samples + 1) float32, F = ``n_mels`` (mel) or the number of FFT bins in
+            ``[fmin_hz, fmax_hz]`` (linear). A (T,) input gives B = 1.
+        """
+        n_fft = self.config.n_fft if n_fft is None else int(n_fft)
+        check_n_fft(n_fft)
+        if waveform.ndim == 1:
+            waveform = waveform[None]  # (1, T)
+        if waveform.ndim != 2 or not waveform.is_floating_point():
+            raise ValueError(
+                f"Spectrogram: waveform must be a float (B, T) or (T,) tensor, got "
+                f"{waveform.dtype} of shape {tuple(waveform.shape)}"
+            )
+        window, filters = self._buffers_for(n_fft, waveform.device)
+        window = window.float()  # stays float32 even after module.double() / .half()
+        filters = None if filters is None else filters.float()
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            stft = torch.stft(
+                waveform.float(),
+                n_fft,
+                hop_length=self.config.hop_samples,
+                win_length=n_fft,
+                window=window,
+                center=True,
+                pad_mode="constant",
+                return_complex=True,
+            )  # (B, n_fft // 2 + 1, n_frames)
+            power = stft.real.square() + stft.imag.square()
+            if self.config.compression == "pcen":
+                energy = power.sqrt() * self.config.pcen_input_scale  # magnitude
+            else:
+                energy = power
+            if filters is not None:
+                spec = torch.matmul(filters, energy)  # (B, n_mels, n_frames)
+            else:
+                low, high = self._linear_bins(n_fft)
+                spec = energy[:, low:high]  # (B, F, n_frames)
+            return self._compress(spec)
+
+    def _compress(self, spec: Tensor) -> Tensor:
+        config = self.config
+        if config.compression == "pcen":
+            return pcen(spec, config)
+        if config.compression == "log":
+            return torch.log(spec.clamp(min=config.amin))
+        db = 10.0 * torch.log10(spec.clamp(min=config.amin))
+        if config.top_db is not None:
+            floor = db.amax(dim=(-2, -1), keepdim=True) - config.top_db  # (B, 1, 1)
+            db = torch.maximum(db, floor)
+        return db

@@ -1,0 +1,211 @@
+"""Annotating with a trained model: long recordings → windows → batches → averaged frame scores →
+events with frequency boxes.
+
+:class:`ModelDetector` is the detector behind ``biomae annotate --model PATH`` (a fine-tuned
+``best.safetensors`` from ``biomae finetune --task detect``). Per recording:
+
+1. The recording streams (``biomae.audio.stream``, bounded memory at any length) in windows of the
+   model's ``data.window_s`` with ``overlap`` (a fraction of the window), resampled to the model's
+   rate. The hop is a whole number of the head's output frames, so every window's frame ``j`` is the
+   global frame ``start_sample / frame_hop_samples + j`` exactly (integer arithmetic, no drift).
+2. Windows are batched (``batch_size``), run through front end + encoder + detection head (bf16
+   autocast where enabled), and the sigmoid scores of overlapping windows are averaged per frame.
+   The last window is zero-padded; frames past the recording's end are dropped.
+3. ``biomae.decode.decode_events`` turns the frame scores into events (the model's own decode
+   settings unless overridden); each event's frequency box is then measured from a linear
+   spectrogram of the event and ``box_context_s`` of audio around it
+   (``biomae.decode.frequency_box``), read back from the file — memory stays bounded.
+
+Ultrasonic recordings: ``time_expansion = k`` plays the recording k times slower, as bat detectors
+do, so a model trained at 32 kHz hears 0–16·k kHz; times are mapped back to real seconds and
+frequencies to real Hz in the output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biomae.annotations.schema import empty_events
+
+
+@dataclass
+class InferConfig:
+    """How a model is run over recordings.
+
+    Attributes:
+        overlap: fraction of a window shared with the next, in [0, 1).
+        batch_size: windows per forward pass.
+        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", …
+        bf16: bf16 autocast (CPUs with AMX/AVX512-BF16 and GPUs run it much faster).
+        time_expansion: play the recording this many times slower (ultrasonic recordings).
+        boxes: measure a frequency box for each event.
+        box_context_s: audio either side of an event used to estimate the noise floor of its box.
+        threshold_on: override of the model's decode threshold (None keeps the model's).
+    """
+
+    overlap: float = 0.5
+    batch_size: int = 16
+    device: str = "auto"
+    bf16: bool = True
+    time_expansion: float = 1.0
+    boxes: bool = True
+    box_context_s: float = 0.5
+    threshold_on: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"overlap must lie in [0, 1), got {self.overlap}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.time_expansion > 0:
+            raise ValueError(f"time_expansion must be > 0, got {self.time_expansion}")
+
+
+class ModelDetector:
+    """A fine-tuned detection model as an annotation detector (see the module docstring)."""
+
+    name = "model"
+
+    def __init__(self, model_path: str | Path, config: InferConfig | None = None):
+        import torch
+
+        from biomae.train.finetune import load_finetuned
+        from biomae.train.pretrain import FrontEnd
+
+        self.config = config or InferConfig()
+        self.model_path = Path(model_path)
+        device = self.config.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model, self.model_config = load_finetuned(self.model_path, device=str(self.device))
+        if self.model.task != "detect":
+            raise ValueError(
+                f"{self.model_path}: a {self.model.task!r} model; annotate needs a detect model"
+            )
+        self.front_end = FrontEnd(self.model_config, self.model.encoder.config.patch_t, self.device)
+        self.decode_config = self.model_config.decode
+        if self.config.threshold_on is not None:
+            from dataclasses import replace
+
+            off = min(self.decode_config.threshold_off or 1.0, self.config.threshold_on)
+            self.decode_config = replace(
+                self.decode_config, threshold_on=self.config.threshold_on, threshold_off=off
+            )
+        self.labels = list(self.model_config.head.labels) or [""]
+        self.sample_rate = self.model_config.front_end.sample_rate
+        self.window_samples = self.model_config.window_samples
+        frame_hop = self.model.head.frame_hop_s * self.sample_rate
+        if abs(frame_hop - round(frame_hop)) > 1e-6:
+            raise ValueError(f"{self.model_path}: head frame hop {frame_hop} samples is not whole")
+        self.frame_hop_samples = round(frame_hop)
+        hop_frames = max(1, round(self.window_samples * (1 - self.config.overlap) / frame_hop))
+        self.hop_samples = hop_frames * self.frame_hop_samples
+
+    def params(self) -> dict:
+        return {
+            "detector": self.name,
+            "model": str(self.model_path),
+            "sample_rate": self.sample_rate,
+            "window_s": self.window_samples / self.sample_rate,
+            "labels": self.labels,
+            "decode": asdict(self.decode_config),
+            **asdict(self.config),
+        }
+
+    def frame_scores(self, path: str | Path) -> tuple[np.ndarray, float, int]:
+        """Averaged frame probabilities ``(n_frames, C)`` of a whole recording, the frame hop in
+        real seconds, and the stream's sample rate (real-time samples per second)."""
+        import torch
+
+        from biomae import audio as audio_io
+        from biomae.train.pretrain import autocast
+
+        info = audio_io.info(path)
+        stream_rate = round(self.sample_rate * self.config.time_expansion)
+        n_stream = math.ceil(info.n_samples * stream_rate / info.sample_rate)
+        n_frames = max(1, math.ceil(n_stream / self.frame_hop_samples))
+        total = np.zeros((n_frames, len(self.labels)), dtype=np.float64)
+        count = np.zeros((n_frames, 1), dtype=np.float64)
+        batch: list[np.ndarray] = []
+        starts: list[int] = []
+
+        def flush() -> None:
+            audio = torch.from_numpy(np.stack(batch))  # (b, window_samples)
+            with torch.no_grad(), autocast(self.device, self.config.bf16):
+                out = self.model(self.front_end(audio))["activity"]  # (b, T_out, C)
+            probs = torch.sigmoid(out.float()).cpu().numpy()
+            for start, window_probs in zip(starts, probs, strict=True):
+                first = start // self.frame_hop_samples
+                keep = min(len(window_probs), n_frames - first)
+                total[first : first + keep] += window_probs[:keep]
+                count[first : first + keep] += 1
+            batch.clear()
+            starts.clear()
+
+        blocks = audio_io.stream(
+            path,
+            block_s=self.window_samples / stream_rate,
+            hop_s=self.hop_samples / stream_rate,
+            sample_rate=stream_rate if stream_rate != info.sample_rate else None,
+        )
+        for block in blocks:
+            window = np.zeros(self.window_samples, dtype=np.float32)
+            window[: min(len(block.audio), self.window_samples)] = block.audio[: self.window_samples]
+            batch.append(window)
+            starts.append(block.start_sample)
+            if len(batch) == self.config.batch_size:
+                flush()
+        if batch:
+            flush()
+        return total / np.maximum(count, 1), self.frame_hop_samples / stream_rate, stream_rate
+
+    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
+        """Events in the recording at ``path`` (real seconds and Hz)."""
+        from biomae.decode import decode_events
+
+        scores, frame_hop_s, _ = self.frame_scores(path)
+        events = decode_events(
+            scores, frame_hop_s, self.labels, self.decode_config,
+            recording=str(path) if recording is None else recording, source="biomae-model",
+        )
+        if not len(events):
+            return empty_events()
+        from biomae import audio as audio_io
+
+        # the last frame may reach past the last sample: events end where the recording ends
+        events["end_s"] = events["end_s"].clip(upper=audio_io.info(path).duration_s)
+        if self.config.boxes:
+            boxes = [self._box(path, row.start_s, row.end_s) for row in events.itertuples()]
+            events["low_hz"] = [b[0] for b in boxes]
+            events["high_hz"] = [b[1] for b in boxes]
+        return events
+
+    def _box(self, path, start_s: float, end_s: float) -> tuple[float, float]:
+        """The event's frequency box, from its audio and ``box_context_s`` around it (real Hz)."""
+        import torch
+
+        from biomae import audio as audio_io
+        from biomae.decode import frequency_box
+
+        info = audio_io.info(path)
+        lo_s = max(0.0, start_s - self.config.box_context_s)
+        hi_s = min(info.duration_s, end_s + self.config.box_context_s)
+        audio, rate = audio_io.load(path, start_s=lo_s, duration_s=hi_s - lo_s)
+        hop = max(1, round(0.005 * rate))  # 5-ms frames
+        n_fft = int(2 ** math.ceil(math.log2(max(64, 2 * hop))))
+        x = torch.from_numpy(np.pad(audio, (0, max(0, n_fft - len(audio)))))
+        spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+        power = (spec.abs() ** 2).numpy()  # (F, T)
+        first = min(power.shape[1] - 1, round((start_s - lo_s) * rate / hop))
+        last = min(power.shape[1], max(first + 1, round((end_s - lo_s) * rate / hop)))
+        outside = np.r_[0:first, last : power.shape[1]]
+        noise = np.median(power[:, outside], axis=1) if len(outside) >= 4 else None
+        edges_hz = (np.arange(power.shape[0] + 1) - 0.5).clip(0) * rate / n_fft
+        edges_hz[-1] = rate / 2
+        return frequency_box(power, edges_hz, first, last, self.decode_config.energy_fraction, noise)
