@@ -127,3 +127,29 @@ def test_unsupported_container_is_reported(tmp_path, shared_data):
     summary = annotate([folder], tmp_path / "out", EnergyDetector(), AnnotateConfig(progress=False))
     assert summary.loc[0, "status"] == "error"
     assert "soundscape.aac" in summary.loc[0, "error"]
+
+
+@pytest.mark.distributed
+def test_torchrun_two_ranks_share_the_recordings(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        _tones(folder / f"r{i}.wav", at_s=(0.5, 1.5)[: 1 + i % 2])
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29517", "-m", "biomae", "annotate", str(folder), "--out", str(out),
+           "--quiet"]
+    subprocess.run(cmd, check=True, env=env, timeout=300, capture_output=True)
+    summary = pd.read_csv(out / "summary.csv").set_index("key")
+    assert sorted(summary.index) == ["r0", "r1", "r2", "r3"]
+    assert (summary["status"] == "done").all()
+    assert list(summary.loc[["r0", "r1", "r2", "r3"], "n_events"]) == [1, 2, 1, 2]
+    ranks = [[json.loads(line)["key"] for line in (out / f"manifest.rank{r}.jsonl").open()]
+             for r in (0, 1)]
+    assert ranks == [["r0", "r2"], ["r1", "r3"]]  # disjoint shares
+    assert len(pd.read_csv(out / "events.csv")) == 6

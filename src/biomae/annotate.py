@@ -7,12 +7,20 @@ relative to its input folder. Beside them:
 - ``run.json`` — the run's parameters (detector settings, formats, inputs, biomae version);
 - ``manifest.jsonl`` — one line per finished recording (done or error), appended as each finishes:
   a rerun skips the recordings it lists as done whose outputs exist (``overwrite=True`` redoes them);
+  under ``torchrun`` each rank appends to its own ``manifest.rankN.jsonl``;
 - ``summary.csv`` — one row per recording: status, events, duration, sample rate, seconds taken;
 - ``errors.csv`` — every recording that could not be read, with the reason (the run goes on);
 - ``events.csv`` / ``events.parquet`` — all events of the run in one canonical table.
 
 Every file is written atomically (temporary file, then rename): an interrupted run (Ctrl-C included)
 leaves no half-written table, and the next run resumes where it stopped.
+
+Data parallel over processes, GPUs and nodes: launched by ``torchrun`` (``WORLD_SIZE`` > 1), rank
+``r`` of ``W`` annotates recordings ``r, r + W, r + 2W, …`` of the sorted list (a disjoint share),
+then all ranks meet at a barrier (gloo) and rank 0 merges every rank's manifest into the run's
+summary and combined tables::
+
+    torchrun --nproc-per-node 4 -m biomae annotate recordings/ --out annotations/ --model M
 """
 
 from __future__ import annotations
@@ -127,10 +135,11 @@ def find_recordings(inputs: Iterable[str | os.PathLike]) -> list[Recording]:
     return recordings
 
 
-def _read_manifest(path: Path) -> dict[str, dict]:
-    """The last entry per key of a JSON-lines manifest (a torn last line from a crash is ignored)."""
+def _read_manifests(out_dir: Path) -> dict[str, dict]:
+    """The last entry per key over the run's JSON-lines manifests (every rank's; a torn last line
+    from a crash is ignored)."""
     entries: dict[str, dict] = {}
-    if path.exists():
+    for path in sorted(out_dir.glob("manifest*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 entry = json.loads(line)
@@ -155,41 +164,37 @@ def annotate(
 ) -> pd.DataFrame:
     """Annotate every recording under ``inputs`` into ``out_dir``; returns the run's summary table."""
     from biomae import audio as audio_io
+    from biomae import distributed
 
     config = config or AnnotateConfig()
     out_dir = Path(out_dir)
     state_dir = out_dir / STATE_DIR
     state_dir.mkdir(parents=True, exist_ok=True)
+    inputs = list(inputs)
     recordings = find_recordings(inputs)
-    atomic_write_text(
-        out_dir / "run.json",
-        json.dumps(
-            {
-                "biomae_version": __version__,
-                "inputs": [str(i) for i in inputs] if isinstance(inputs, list) else None,
-                "n_recordings": len(recordings),
-                "detector": detector.params(),
-                "annotate": asdict(config),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-            indent=2,
-            default=str,
-        ),
+    info = distributed.init(device="cpu")  # gloo: annotate only needs a barrier between ranks
+    main_rank = info.rank == 0
+    manifest_path = out_dir / (
+        "manifest.jsonl" if info.world_size == 1 else f"manifest.rank{info.rank}.jsonl"
     )
-    manifest_path = out_dir / "manifest.jsonl"
-    manifest = {} if config.overwrite else _read_manifest(manifest_path)
-    if config.overwrite and manifest_path.exists():
-        manifest_path.unlink()
+    manifest = {} if config.overwrite else _read_manifests(out_dir)
+    distributed.barrier()  # every rank has read the manifests before any is removed
+    if config.overwrite and main_rank:
+        for old in out_dir.glob("manifest*.jsonl"):
+            old.unlink()
+    distributed.barrier()
+    if main_rank:
+        _write_run_json(out_dir, inputs, recordings, detector, config, info.world_size)
 
     todo, entries = [], {}
-    for rec in recordings:
+    for rec in recordings[info.rank :: info.world_size]:
         entry = manifest.get(rec.key)
         if entry and entry["status"] == "done" and _outputs_exist(out_dir, rec.key, config):
             entries[rec.key] = entry | {"skipped": True}
         else:
             todo.append(rec)
 
-    progress = _progress(todo, audio_io, enabled=config.progress)
+    progress = _progress(todo, audio_io, enabled=config.progress and main_rank)
     for rec in todo:
         entry = _annotate_one(rec, out_dir, detector, config, audio_io)
         _append_manifest(manifest_path, entry)
@@ -198,7 +203,38 @@ def annotate(
         progress.set_postfix(events=entry.get("n_events", 0), errors=sum(
             e["status"] == "error" for e in entries.values()))
     progress.close()
-    return _write_run_tables(out_dir, [entries[r.key] for r in recordings])
+    if info.world_size == 1:
+        return _write_run_tables(out_dir, [entries[r.key] for r in recordings])
+    distributed.barrier()  # every rank's manifest is complete
+    if main_rank:
+        merged = _read_manifests(out_dir)
+        for key, entry in merged.items():
+            entries.setdefault(key, entry | {"skipped": key in manifest})
+        summary = _write_run_tables(out_dir, [entries[r.key] for r in recordings if r.key in entries])
+    else:
+        summary = pd.DataFrame([entries[r.key] for r in recordings if r.key in entries])
+    distributed.barrier()
+    distributed.destroy()
+    return summary
+
+
+def _write_run_json(out_dir, inputs, recordings, detector, config, world_size) -> None:
+    atomic_write_text(
+        out_dir / "run.json",
+        json.dumps(
+            {
+                "biomae_version": __version__,
+                "inputs": [str(i) for i in inputs],
+                "n_recordings": len(recordings),
+                "world_size": world_size,
+                "detector": detector.params(),
+                "annotate": asdict(config),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            indent=2,
+            default=str,
+        ),
+    )
 
 
 def _outputs_exist(out_dir: Path, key: str, config: AnnotateConfig) -> bool:

@@ -24,6 +24,7 @@ frequencies to real Hz in the output.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,8 +81,9 @@ class ModelDetector:
         self.config = config or InferConfig()
         self.model_path = Path(model_path)
         device = self.config.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "auto":  # under torchrun, each rank takes the GPU of its LOCAL_RANK
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.model, self.model_config = load_finetuned(self.model_path, device=str(self.device))
         if self.model.task != "detect":
