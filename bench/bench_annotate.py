@@ -64,15 +64,28 @@ def main() -> None:
         stitch(audio_path, args.hours)
         print(f"stitched {args.hours:g} h in {time.perf_counter() - t0:.0f} s -> {audio_path}")
     duration_s = sf.info(audio_path).duration
-    cmd = [sys.executable, "-m", "biomae", "annotate", str(audio_path), "--out", str(work / "out"),
-           "--format", "raven,csv", "--quiet", "--overwrite"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "biomae",
+        "annotate",
+        str(audio_path),
+        "--out",
+        str(work / "out"),
+        "--format",
+        "raven,csv",
+        "--quiet",
+        "--overwrite",
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall_s = time.perf_counter() - t0
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     n_events = len(pd.read_csv(work / "out" / "events.csv"))
     decoded_mib = duration_s * SAMPLE_RATE * 4 / 2**20
-    print(f"audio: {duration_s / 3600:.2f} h at {SAMPLE_RATE} Hz ({decoded_mib:.0f} MiB decoded float32)")
+    print(
+        f"audio: {duration_s / 3600:.2f} h at {SAMPLE_RATE} Hz ({decoded_mib:.0f} MiB decoded float32)"
+    )
     print(f"energy detector: {n_events} events, wall {wall_s:.1f} s (incl. start-up)")
     print(f"real-time factor: {duration_s / wall_s:.0f}x real time")
     print(f"peak memory (child RSS): {peak_mib:.0f} MiB")

@@ -24,3 +24,26 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "index" / "files.csv").exists():
         pytest.skip(f"real-data test: {SHARED_DATA} not found (set BIOMAE_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_detect_model(tmp_path_factory) -> Path:
+    """An untrained 2-block tiny detection model at 16 kHz (random weights: mechanics, not accuracy)."""
+    import torch
+
+    from biomae.train.finetune import build_model, config_from_dict, save_finetuned
+
+    out = tmp_path_factory.mktemp("model")
+    config = config_from_dict(
+        {
+            "data": {"data_dir": str(out), "window_s": 1.28, "batch_size": 4},
+            "model": {"preset": "tiny", "overrides": {"encoder.n_mels": 64, "encoder.depth": 2}},
+            "front_end": {"sample_rate": 16000, "n_fft": 512, "n_mels": 64},
+            "head": {"task": "detect", "upsample": 8},
+            "train": {"out_dir": str(out)},
+        }
+    )
+    torch.manual_seed(0)
+    path = out / "best.safetensors"
+    save_finetuned(build_model(config), config, path, extra={})
+    return path

@@ -40,8 +40,21 @@ def folder(tmp_path):
 
 def test_demo_on_bundled_example(example_path, tmp_path):
     out = tmp_path / "out"
-    assert main(["annotate", str(example_path), "--out", str(out),
-                 "--format", "raven,audacity,csv,parquet", "--plots", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(example_path),
+                "--out",
+                str(out),
+                "--format",
+                "raven,audacity,csv,parquet",
+                "--plots",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     raven = out / "example.selections.txt"
     ours = read_annotations(raven, "raven")
     assert len(ours) >= 3
@@ -79,8 +92,9 @@ def test_rerun_skips_done_and_overwrite_redoes(folder, tmp_path):
     assert summary.set_index("key").loc["a", "skipped"]
     assert table.stat().st_mtime_ns == before
     assert not summary.set_index("key").loc["broken", "skipped"]  # errors are retried
-    summary = annotate([folder], out, EnergyDetector(),
-                       AnnotateConfig(progress=False, overwrite=True))
+    summary = annotate(
+        [folder], out, EnergyDetector(), AnnotateConfig(progress=False, overwrite=True)
+    )
     assert not summary["skipped"].any()
     assert table.stat().st_mtime_ns > before
 
@@ -141,15 +155,30 @@ def test_torchrun_two_ranks_share_the_recordings(tmp_path):
         _tones(folder / f"r{i}.wav", at_s=(0.5, 1.5)[: 1 + i % 2])
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "biomae", "annotate", str(folder), "--out", str(out),
-           "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "biomae",
+        "annotate",
+        str(folder),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     subprocess.run(cmd, check=True, env=env, timeout=300, capture_output=True)
     summary = pd.read_csv(out / "summary.csv").set_index("key")
     assert sorted(summary.index) == ["r0", "r1", "r2", "r3"]
     assert (summary["status"] == "done").all()
     assert list(summary.loc[["r0", "r1", "r2", "r3"], "n_events"]) == [1, 2, 1, 2]
-    ranks = [[json.loads(line)["key"] for line in (out / f"manifest.rank{r}.jsonl").open()]
-             for r in (0, 1)]
+    ranks = [
+        [json.loads(line)["key"] for line in (out / f"manifest.rank{r}.jsonl").open()]
+        for r in (0, 1)
+    ]
     assert ranks == [["r0", "r2"], ["r1", "r3"]]  # disjoint shares
     assert len(pd.read_csv(out / "events.csv")) == 6

@@ -127,6 +127,7 @@ def test_real_finch_song_is_found(shared_data):
     ref = ref[ref["file"] == file]
     found = EnergyDetector().detect_file(shared_data / file)
     hits = sum(
-        ((found["start_s"] < r.offset_s) & (found["end_s"] > r.onset_s)).any() for r in ref.itertuples()
+        ((found["start_s"] < r.offset_s) & (found["end_s"] > r.onset_s)).any()
+        for r in ref.itertuples()
     )
     assert hits / len(ref) > 0.8

@@ -1,4 +1,6 @@
-"""Annotating with a model: overlap averaging, exact frame arithmetic, time expansion, the CLI."""
+"""Annotating with a model: overlap averaging, exact frame arithmetic, time expansion, the CLI.
+
+The model is ``tiny_detect_model`` (conftest.py): random weights, for the mechanics only."""
 
 from __future__ import annotations
 
@@ -11,26 +13,6 @@ import torch
 from biomae.annotations import validate_events
 from biomae.cli import main
 from biomae.infer import InferConfig, ModelDetector
-from biomae.train.finetune import build_model, config_from_dict, save_finetuned
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    """An untrained tiny detection model (random weights: the mechanics, not the accuracy)."""
-    out = tmp_path_factory.mktemp("model")
-    config = config_from_dict(
-        {
-            "data": {"data_dir": str(out), "window_s": 1.28, "batch_size": 4},
-            "model": {"preset": "tiny", "overrides": {"encoder.n_mels": 64, "encoder.depth": 2}},
-            "front_end": {"sample_rate": 16000, "n_fft": 512, "n_mels": 64},
-            "head": {"task": "detect", "upsample": 8},
-            "train": {"out_dir": str(out)},
-        }
-    )
-    torch.manual_seed(0)
-    path = out / "best.safetensors"
-    save_finetuned(build_model(config), config, path, extra={})
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +37,8 @@ def _direct_scores(detector, audio):
     return np.concatenate(out)
 
 
-def test_no_overlap_equals_window_by_window(model_path, recording):
-    detector = ModelDetector(model_path, InferConfig(overlap=0.0, bf16=False, batch_size=3))
+def test_no_overlap_equals_window_by_window(tiny_detect_model, recording):
+    detector = ModelDetector(tiny_detect_model, InferConfig(overlap=0.0, bf16=False, batch_size=3))
     scores, frame_hop_s, _ = detector.frame_scores(recording)
     audio = sf.read(recording, dtype="float32")[0]
     assert frame_hop_s == pytest.approx(0.02)
@@ -65,8 +47,8 @@ def test_no_overlap_equals_window_by_window(model_path, recording):
     np.testing.assert_allclose(scores, direct, atol=1e-5)
 
 
-def test_overlapping_windows_are_averaged(model_path, recording):
-    detector = ModelDetector(model_path, InferConfig(overlap=0.5, bf16=False))
+def test_overlapping_windows_are_averaged(tiny_detect_model, recording):
+    detector = ModelDetector(tiny_detect_model, InferConfig(overlap=0.5, bf16=False))
     assert detector.hop_samples == detector.window_samples // 2
     scores, _, _ = detector.frame_scores(recording)
     audio = sf.read(recording, dtype="float32")[0]
@@ -75,12 +57,12 @@ def test_overlapping_windows_are_averaged(model_path, recording):
     frames_per_hop = detector.hop_samples // detector.frame_hop_samples
     # frames of the second half of window 0 are the mean of window 0 and window 1 (shifted)
     i = slice(frames_per_hop, 2 * frames_per_hop)
-    expected = (first[i] + half[: frames_per_hop]) / 2
+    expected = (first[i] + half[:frames_per_hop]) / 2
     np.testing.assert_allclose(scores[i], expected, atol=1e-5)
 
 
-def test_detect_file_events_and_boxes(model_path, recording):
-    detector = ModelDetector(model_path, InferConfig(threshold_on=0.0, bf16=False))
+def test_detect_file_events_and_boxes(tiny_detect_model, recording):
+    detector = ModelDetector(tiny_detect_model, InferConfig(threshold_on=0.0, bf16=False))
     events = detector.detect_file(recording)
     assert len(events) == 1  # threshold 0: one event over the whole recording
     validate_events(events, sample_rate=16000, duration_s=5.0077)
@@ -89,12 +71,12 @@ def test_detect_file_events_and_boxes(model_path, recording):
         InferConfig(overlap=1.0)
 
 
-def test_time_expansion_maps_back_to_real_time(model_path, tmp_path):
+def test_time_expansion_maps_back_to_real_time(tiny_detect_model, tmp_path):
     rate = 128000  # ultrasonic; with expansion 8 the 16-kHz model hears it at real speed / 8
     audio = 0.05 * np.random.default_rng(1).standard_normal(rate).astype(np.float32)
     path = tmp_path / "bat.wav"
     sf.write(path, audio, rate)
-    detector = ModelDetector(model_path, InferConfig(time_expansion=8, threshold_on=0.0))
+    detector = ModelDetector(tiny_detect_model, InferConfig(time_expansion=8, threshold_on=0.0))
     scores, frame_hop_s, stream_rate = detector.frame_scores(path)
     assert stream_rate == rate and frame_hop_s == pytest.approx(0.02 / 8)
     events = detector.detect_file(path)
@@ -102,10 +84,23 @@ def test_time_expansion_maps_back_to_real_time(model_path, tmp_path):
     assert events["end_s"].max() == pytest.approx(1.0, abs=frame_hop_s)
 
 
-def test_annotate_cli_with_model(model_path, recording, tmp_path):
+def test_annotate_cli_with_model(tiny_detect_model, recording, tmp_path):
     out = tmp_path / "out"
-    code = main(["annotate", str(recording), "--out", str(out), "--model", str(model_path),
-                 "--threshold", "0", "--format", "raven,csv", "--quiet"])
+    code = main(
+        [
+            "annotate",
+            str(recording),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_detect_model),
+            "--threshold",
+            "0",
+            "--format",
+            "raven,csv",
+            "--quiet",
+        ]
+    )
     assert code == 0
     summary = pd.read_csv(out / "summary.csv")
     assert summary.loc[0, "status"] == "done" and summary.loc[0, "n_events"] == 1

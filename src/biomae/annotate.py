@@ -200,8 +200,10 @@ def annotate(
         _append_manifest(manifest_path, entry)
         entries[rec.key] = entry | {"skipped": False}
         progress.update(entry.get("duration_s") or 0.0)
-        progress.set_postfix(events=entry.get("n_events", 0), errors=sum(
-            e["status"] == "error" for e in entries.values()))
+        progress.set_postfix(
+            events=entry.get("n_events", 0),
+            errors=sum(e["status"] == "error" for e in entries.values()),
+        )
     progress.close()
     if info.world_size == 1:
         return _write_run_tables(out_dir, [entries[r.key] for r in recordings])
@@ -210,7 +212,9 @@ def annotate(
         merged = _read_manifests(out_dir)
         for key, entry in merged.items():
             entries.setdefault(key, entry | {"skipped": key in manifest})
-        summary = _write_run_tables(out_dir, [entries[r.key] for r in recordings if r.key in entries])
+        summary = _write_run_tables(
+            out_dir, [entries[r.key] for r in recordings if r.key in entries]
+        )
     else:
         summary = pd.DataFrame([entries[r.key] for r in recordings if r.key in entries])
     distributed.barrier()
@@ -247,15 +251,29 @@ def _annotate_one(rec: Recording, out_dir: Path, detector: Detector, config, aud
     """Detect and write one recording; every failure becomes an ``error`` entry, never an exception
     (KeyboardInterrupt excepted: it stops the run, leaving only whole files behind)."""
     started = time.perf_counter()
-    entry = {"key": rec.key, "path": str(rec.path), "status": "error", "n_events": 0,
-             "duration_s": None, "sample_rate": None, "channels": None, "error": ""}
+    entry = {
+        "key": rec.key,
+        "path": str(rec.path),
+        "status": "error",
+        "n_events": 0,
+        "duration_s": None,
+        "sample_rate": None,
+        "channels": None,
+        "error": "",
+    }
     try:
         info = audio_io.info(rec.path)
-        entry.update(duration_s=info.duration_s, sample_rate=info.sample_rate, channels=info.channels)
+        entry.update(
+            duration_s=info.duration_s, sample_rate=info.sample_rate, channels=info.channels
+        )
         events = detector.detect_file(rec.path, recording=str(rec.path))
         events = make_events(events)
-        validate_events(events, sample_rate=info.sample_rate, duration_s=info.duration_s,
-                        where=f"{detector.name} output for {rec.path}")
+        validate_events(
+            events,
+            sample_rate=info.sample_rate,
+            duration_s=info.duration_s,
+            where=f"{detector.name} output for {rec.path}",
+        )
         for fmt in config.formats:
             options = {"sample_rate": info.sample_rate} if fmt in ("raven", "aoef") else {}
             if fmt == "aoef":
@@ -264,9 +282,14 @@ def _annotate_one(rec: Recording, out_dir: Path, detector: Detector, config, aud
         if config.plots:
             from biomae.viz import plot_recording_pages
 
-            plot_recording_pages(rec.path, events, out_dir / rec.key, page_s=config.page_s,
-                                 title=f"{rec.path.name} — {len(events)} events ({detector.name})",
-                                 max_pages=config.max_pages)
+            plot_recording_pages(
+                rec.path,
+                events,
+                out_dir / rec.key,
+                page_s=config.page_s,
+                title=f"{rec.path.name} — {len(events)} events ({detector.name})",
+                max_pages=config.max_pages,
+            )
         state = out_dir / STATE_DIR / (rec.key + ".parquet")
         write_annotations(events, state, "parquet")
         entry.update(status="done", n_events=len(events))
@@ -298,14 +321,29 @@ def _progress(todo: list[Recording], audio_io, enabled: bool):
             total_s += audio_io.info(rec.path).duration_s
         except Exception:
             pass  # reported when the file's turn comes
-    return tqdm(total=total_s, unit="s audio", desc="annotate", dynamic_ncols=True,
-                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]{postfix}")
+    return tqdm(
+        total=total_s,
+        unit="s audio",
+        desc="annotate",
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]{postfix}",
+    )
 
 
 def _write_run_tables(out_dir: Path, entries: list[dict]) -> pd.DataFrame:
     """summary.csv, errors.csv and the run's combined event table, from the per-recording state."""
-    columns = ["key", "path", "status", "n_events", "duration_s", "sample_rate", "channels",
-               "seconds", "skipped", "error"]
+    columns = [
+        "key",
+        "path",
+        "status",
+        "n_events",
+        "duration_s",
+        "sample_rate",
+        "channels",
+        "seconds",
+        "skipped",
+        "error",
+    ]
     summary = pd.DataFrame(entries, columns=columns)
     with atomic_open(out_dir / "summary.csv") as handle:
         summary.to_csv(handle, index=False)

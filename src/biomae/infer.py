@@ -158,7 +158,9 @@ class ModelDetector:
         )
         for block in blocks:
             window = np.zeros(self.window_samples, dtype=np.float32)
-            window[: min(len(block.audio), self.window_samples)] = block.audio[: self.window_samples]
+            window[: min(len(block.audio), self.window_samples)] = block.audio[
+                : self.window_samples
+            ]
             batch.append(window)
             starts.append(block.start_sample)
             if len(batch) == self.config.batch_size:
@@ -173,8 +175,12 @@ class ModelDetector:
 
         scores, frame_hop_s, _ = self.frame_scores(path)
         events = decode_events(
-            scores, frame_hop_s, self.labels, self.decode_config,
-            recording=str(path) if recording is None else recording, source="biomae-model",
+            scores,
+            frame_hop_s,
+            self.labels,
+            self.decode_config,
+            recording=str(path) if recording is None else recording,
+            source="biomae-model",
         )
         if not len(events):
             return empty_events()
@@ -210,4 +216,6 @@ class ModelDetector:
         noise = np.median(power[:, outside], axis=1) if len(outside) >= 4 else None
         edges_hz = (np.arange(power.shape[0] + 1) - 0.5).clip(0) * rate / n_fft
         edges_hz[-1] = rate / 2
-        return frequency_box(power, edges_hz, first, last, self.decode_config.energy_fraction, noise)
+        return frequency_box(
+            power, edges_hz, first, last, self.decode_config.energy_fraction, noise
+        )

@@ -15,7 +15,9 @@ import pandas as pd
 from biomae._io import atomic_path
 
 
-def spectrogram_db(audio: np.ndarray, sample_rate: int, n_fft: int | None = None, hop_s: float = 0.005):
+def spectrogram_db(
+    audio: np.ndarray, sample_rate: int, n_fft: int | None = None, hop_s: float = 0.005
+):
     """Power spectrogram in dB for display: ((n_bins, n_frames) array, frame times s, bin freqs Hz)."""
     import torch
 
@@ -88,15 +90,26 @@ def plot_events(
         high_khz = event["high_hz"] / 1000 if has_box else top_khz
         ax.add_patch(
             plt.Rectangle(
-                (start_s, low_khz), end_s - start_s, high_khz - low_khz,
-                fill=False, edgecolor="white", linewidth=0.8, alpha=0.8,
+                (start_s, low_khz),
+                end_s - start_s,
+                high_khz - low_khz,
+                fill=False,
+                edgecolor="white",
+                linewidth=0.8,
+                alpha=0.8,
             )
         )
         ax.axvline(start_s, color="lime", linewidth=1.6)
         ax.axvline(end_s, color="red", linewidth=1.6)
         ax.text(
-            (start_s + end_s) / 2, min(high_khz, top_khz * 0.97), str(number),
-            color="white", fontsize=9, fontweight="bold", ha="center", va="bottom",
+            (start_s + end_s) / 2,
+            min(high_khz, top_khz * 0.97),
+            str(number),
+            color="white",
+            fontsize=9,
+            fontweight="bold",
+            ha="center",
+            va="bottom",
             bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"},
         )
     ax.set_xlim(offset_s, offset_s + duration_s)
@@ -141,12 +154,19 @@ def plot_recording_pages(
             path, start_s=start_sample / info.sample_rate, duration_s=n_samples / info.sample_rate
         )
         offset_s = start_sample / sample_rate
-        on_page = (events["end_s"] >= offset_s) & (events["start_s"] <= offset_s + len(audio) / sample_rate)
+        on_page = (events["end_s"] >= offset_s) & (
+            events["start_s"] <= offset_s + len(audio) / sample_rate
+        )
         out = Path(f"{out_stem}.png" if n_pages == 1 else f"{out_stem}.page{page + 1:03d}.png")
         page_title = title if n_pages == 1 else f"{title} — page {page + 1}/{n_pages}"
         written.append(
             plot_events(
-                audio, sample_rate, events[on_page], out, title=page_title, offset_s=offset_s,
+                audio,
+                sample_rate,
+                events[on_page],
+                out,
+                title=page_title,
+                offset_s=offset_s,
                 numbers=[n for n, keep in zip(numbers, on_page, strict=True) if keep],
             )
         )

@@ -15,23 +15,46 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files, folders or globs")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--format", default="raven", metavar="LIST",
-                   help="comma-separated: raven,audacity,csv,parquet,aoef (default raven)")
-    p.add_argument("--detector", default="energy", choices=["energy"],
-                   help="energy: band energy above an adaptive noise floor (used without --model)")
-    p.add_argument("--model", default=None, metavar="PATH",
-                   help="a fine-tuned detection model (best.safetensors from biomae finetune)")
+    p.add_argument(
+        "--format",
+        default="raven",
+        metavar="LIST",
+        help="comma-separated: raven,audacity,csv,parquet,aoef (default raven)",
+    )
+    p.add_argument(
+        "--detector",
+        default="energy",
+        choices=["energy"],
+        help="energy: band energy above an adaptive noise floor (used without --model)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH",
+        help="a fine-tuned detection model (best.safetensors from biomae finetune)",
+    )
     p.add_argument("--overlap", type=float, default=0.5, help="model windows' overlap (fraction)")
     p.add_argument("--batch-size", type=int, default=16, help="model windows per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--no-bf16", action="store_true", help="run the model in float32")
-    p.add_argument("--time-expansion", type=float, default=1.0,
-                   help="play recordings this many times slower (ultrasonic recordings)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="model score needed to start an event (default: the model's)")
+    p.add_argument(
+        "--time-expansion",
+        type=float,
+        default=1.0,
+        help="play recordings this many times slower (ultrasonic recordings)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="model score needed to start an event (default: the model's)",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo recordings already done")
-    p.add_argument("--plots", action="store_true",
-                   help="also write spectrogram pictures with every call numbered")
+    p.add_argument(
+        "--plots",
+        action="store_true",
+        help="also write spectrogram pictures with every call numbered",
+    )
     p.add_argument("--page-s", type=float, default=30.0, help="seconds per picture (default 30)")
     p.add_argument("--low-hz", type=float, default=None, help="lowest frequency searched")
     p.add_argument("--high-hz", type=float, default=None, help="highest frequency searched")
@@ -51,23 +74,35 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = AnnotateConfig(
             formats=[f.strip() for f in args.format.split(",") if f.strip()],
-            overwrite=args.overwrite, plots=args.plots, page_s=args.page_s,
+            overwrite=args.overwrite,
+            plots=args.plots,
+            page_s=args.page_s,
             progress=not args.quiet,
         )
         if args.model:
             from biomae.infer import InferConfig, ModelDetector
 
-            detector = ModelDetector(args.model, InferConfig(
-                overlap=args.overlap, batch_size=args.batch_size, device=args.device,
-                bf16=not args.no_bf16, time_expansion=args.time_expansion,
-                threshold_on=args.threshold,
-            ))
+            detector = ModelDetector(
+                args.model,
+                InferConfig(
+                    overlap=args.overlap,
+                    batch_size=args.batch_size,
+                    device=args.device,
+                    bf16=not args.no_bf16,
+                    time_expansion=args.time_expansion,
+                    threshold_on=args.threshold,
+                ),
+            )
         else:
             detector = EnergyDetector(
                 EnergyDetectorConfig(
-                    low_hz=args.low_hz, high_hz=args.high_hz, on_db=args.on_db,
-                    off_db=args.off_db, min_duration_s=args.min_duration_s,
-                    merge_gap_s=args.merge_gap_s, label=args.label,
+                    low_hz=args.low_hz,
+                    high_hz=args.high_hz,
+                    on_db=args.on_db,
+                    off_db=args.off_db,
+                    min_duration_s=args.min_duration_s,
+                    merge_gap_s=args.merge_gap_s,
+                    label=args.label,
                 )
             )
         summary = annotate(args.inputs, args.out, detector, config)

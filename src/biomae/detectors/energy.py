@@ -87,12 +87,19 @@ class EnergyDetectorConfig:
             low_hz = 0.0
         high_hz = min(high_hz, nyquist_hz)
         out = EnergyDetectorConfig(**asdict(self))
-        out.hop_s, out.n_fft, out.low_hz, out.high_hz = hop_samples / sample_rate, n_fft, low_hz, high_hz
-        out.min_duration_s = self.min_duration_s if self.min_duration_s is not None else (
-            0.001 if ultrasonic else 0.03
+        out.hop_s, out.n_fft, out.low_hz, out.high_hz = (
+            hop_samples / sample_rate,
+            n_fft,
+            low_hz,
+            high_hz,
         )
-        out.merge_gap_s = self.merge_gap_s if self.merge_gap_s is not None else (
-            0.002 if ultrasonic else 0.05
+        out.min_duration_s = (
+            self.min_duration_s
+            if self.min_duration_s is not None
+            else (0.001 if ultrasonic else 0.03)
+        )
+        out.merge_gap_s = (
+            self.merge_gap_s if self.merge_gap_s is not None else (0.002 if ultrasonic else 0.05)
         )
         return out
 
@@ -140,7 +147,9 @@ class EnergyDetector:
                 path, start_s=start_sample / sample_rate, duration_s=n_samples / sample_rate
             )
             segments.extend(
-                _segments_in_block(block, sample_rate, first, core_start - first, core_end - first, cfg)
+                _segments_in_block(
+                    block, sample_rate, first, core_start - first, core_end - first, cfg
+                )
             )
         name = recording if recording is not None else str(path)
         return _finish(segments, sample_rate, hop, cfg, name, info.n_samples)

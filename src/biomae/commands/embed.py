@@ -1,0 +1,69 @@
+"""``biomae embed PATH... --model M --out embeddings.parquet``: window- or event-level embeddings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "embed",
+        help="embeddings of recordings (per window or per event) for search and probes",
+        description="Embed recordings with a biomae encoder: one row per window, or per event "
+        "of the --events tables. Output: Parquet with recording, start_s, end_s, label, embedding.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files, folders or globs")
+    p.add_argument("--model", required=True, help="encoder.safetensors or a fine-tuned model")
+    p.add_argument("--out", required=True, help="output .parquet")
+    p.add_argument("--hop-s", type=float, default=None, help="seconds between windows")
+    p.add_argument("--window-s", type=float, default=None, help="window length (default: model's)")
+    p.add_argument(
+        "--events",
+        default=None,
+        help="folder of event tables (as written by biomae annotate) for event-level rows",
+    )
+    p.add_argument("--events-format", default="raven", help="format of the --events tables")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from biomae.annotate import OUTPUT_SUFFIXES, find_recordings
+    from biomae.annotations import read_annotations
+    from biomae.embed import Embedder, write_embeddings
+
+    try:
+        embedder = Embedder(args.model, device=args.device, window_s=args.window_s)
+        recordings = find_recordings(args.inputs)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"biomae embed: {err}", file=sys.stderr)
+        return 2
+    tables, failed = [], 0
+    for rec in recordings:
+        try:
+            if args.events:
+                table = Path(args.events) / (rec.key + OUTPUT_SUFFIXES[args.events_format])
+                tables.append(
+                    embedder.embed_events(rec.path, read_annotations(table, args.events_format))
+                )
+            else:
+                tables.append(embedder.embed_windows(rec.path, hop_s=args.hop_s))
+        except Exception as err:  # reported and skipped, like annotate
+            failed += 1
+            print(f"biomae embed: skipped {rec.path}: {type(err).__name__}: {err}", file=sys.stderr)
+    frame = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=["recording", "start_s", "end_s", "label", "embedding"])
+    )
+    write_embeddings(frame, args.out, args.model)
+    print(
+        f"{len(frame)} embeddings of dimension {embedder.dim} from {len(recordings) - failed} "
+        f"recording(s) -> {args.out}" + (f"; {failed} skipped" if failed else "")
+    )
+    return 1 if failed and not tables else 0

@@ -1,0 +1,217 @@
+"""Embeddings of recordings for search and linear probes: ``biomae embed`` and ``biomae search``.
+
+An :class:`Embedder` wraps an encoder — exported by ``biomae pretrain`` (``encoder.safetensors``) or
+inside a fine-tuned model (``best.safetensors``) — with the front end it was trained with. The
+embedding of a span of audio is the mean of the encoder's output tokens over the span's time
+patches (all frequency patches), a ``(D,)`` float32 vector:
+
+- window level: each recording streams in windows of ``window_s`` every ``hop_s`` (integer sample
+  offsets), one row per window;
+- event level: for each event of a table, the window of ``window_s`` centred on the event (clipped to
+  the recording), pooled over the time patches the event overlaps.
+
+Tables are Parquet: ``recording, start_s, end_s, label, embedding`` (a list of float32), with the
+model path and dimension in the file's metadata. Search ranks rows by cosine similarity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biomae._io import atomic_path
+
+ENCODER_FORMATS = ("biomae-encoder", "biomae-finetuned")
+
+
+class Embedder:
+    """Encoder + front end, from a ``.safetensors`` file (see the module docstring)."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str = "auto",
+        batch_size: int = 16,
+        window_s: float | None = None,
+    ):
+        import torch
+        from safetensors import safe_open
+
+        from biomae.train.pretrain import FrontEnd
+
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"model {self.model_path} not found")
+        with safe_open(str(self.model_path), framework="pt") as handle:
+            fmt = (handle.metadata() or {}).get("format", "")
+        if device == "auto":
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if fmt.startswith("biomae-finetuned"):
+            from biomae.train.finetune import load_finetuned
+
+            model, config = load_finetuned(self.model_path, device=str(self.device))
+            self.encoder = model.encoder
+            front_config, default_window_s = config, config.data.window_s
+        elif fmt.startswith("biomae-encoder"):
+            from biomae.train.common import load_encoder
+            from biomae.train.config import config_from_dict
+
+            self.encoder, _ = load_encoder(self.model_path, device=self.device)
+            with safe_open(str(self.model_path), framework="pt") as handle:
+                run_config = json.loads(handle.metadata()["run_config"])
+            front_config = config_from_dict(run_config)
+            default_window_s = front_config.data.window_s
+        else:
+            raise ValueError(f"{self.model_path}: format {fmt!r} is not one of {ENCODER_FORMATS}")
+        self.encoder.eval()
+        self.patch_t = self.encoder.config.patch_t
+        self.front_end = FrontEnd(front_config, self.patch_t, self.device)
+        self.sample_rate = front_config.front_end.sample_rate
+        self.hop_s = front_config.front_end.hop_s
+        self.window_s = window_s or default_window_s
+        self.batch_size = batch_size
+        self.dim = self.encoder.config.dim
+
+    def tokens(self, audio: np.ndarray):
+        """Encoder tokens of a batch of windows (B, n_samples) → (B, grid_f, grid_t, D)."""
+        import torch
+
+        from biomae.models.heads import tokens_to_grid
+
+        with torch.no_grad():
+            spec = self.front_end(torch.from_numpy(np.ascontiguousarray(audio, np.float32)))
+            tokens = self.encoder.forward_features(spec)  # (B, N, D)
+            grid = self.encoder.grid(spec.shape[-1])
+            return tokens_to_grid(tokens.float(), grid).cpu().numpy()  # (B, grid_f, grid_t, D)
+
+    def patch_s(self) -> float:
+        """Seconds of audio per time patch."""
+        return self.patch_t * self.hop_s
+
+    def embed_windows(self, path: str | Path, hop_s: float | None = None) -> pd.DataFrame:
+        """One embedding per window of the recording (windows every ``hop_s``, default a window)."""
+        from biomae import audio as audio_io
+
+        window = round(self.window_s * self.sample_rate)
+        rows, batch, spans = [], [], []
+        for block in audio_io.stream(
+            path, block_s=self.window_s, hop_s=hop_s or self.window_s, sample_rate=self.sample_rate
+        ):
+            padded = np.zeros(window, np.float32)
+            padded[: len(block.audio)] = block.audio[:window]
+            batch.append(padded)
+            spans.append((block.start_sample, block.start_sample + min(len(block.audio), window)))
+            if len(batch) == self.batch_size:
+                rows += self._pool_windows(batch, spans, path)
+                batch, spans = [], []
+        if batch:
+            rows += self._pool_windows(batch, spans, path)
+        return pd.DataFrame(rows)
+
+    def _pool_windows(self, batch, spans, path) -> list[dict]:
+        grids = self.tokens(np.stack(batch))  # (B, grid_f, grid_t, D)
+        rows = []
+        for grid, (lo, hi) in zip(grids, spans, strict=True):
+            n_patches = max(
+                1, min(grid.shape[1], math.ceil((hi - lo) / self.sample_rate / self.patch_s()))
+            )
+            rows.append(
+                {
+                    "recording": str(path),
+                    "start_s": lo / self.sample_rate,
+                    "end_s": hi / self.sample_rate,
+                    "label": "",
+                    "embedding": grid[:, :n_patches].mean(axis=(0, 1)).astype(np.float32),
+                }
+            )
+        return rows
+
+    def embed_events(self, path: str | Path, events: pd.DataFrame) -> pd.DataFrame:
+        """One embedding per event: a window centred on it, pooled over the patches it overlaps."""
+        from biomae import audio as audio_io
+
+        info = audio_io.info(path)
+        rows = []
+        for event in events.itertuples():
+            centre_s = (event.start_s + event.end_s) / 2
+            lo_s = min(
+                max(0.0, centre_s - self.window_s / 2), max(0.0, info.duration_s - self.window_s)
+            )
+            n = min(
+                round(self.window_s * info.sample_rate),
+                info.n_samples - round(lo_s * info.sample_rate),
+            )
+            audio, _ = audio_io.load(
+                path, start_s=lo_s, duration_s=n / info.sample_rate, sample_rate=self.sample_rate
+            )
+            padded = np.zeros(round(self.window_s * self.sample_rate), np.float32)
+            padded[: len(audio)] = audio[: len(padded)]
+            grid = self.tokens(padded[None])[0]  # (grid_f, grid_t, D)
+            first = int((event.start_s - lo_s) // self.patch_s())
+            last = math.ceil((event.end_s - lo_s) / self.patch_s())
+            first, last = max(0, min(first, grid.shape[1] - 1)), max(1, min(last, grid.shape[1]))
+            rows.append(
+                {
+                    "recording": str(path),
+                    "start_s": float(event.start_s),
+                    "end_s": float(event.end_s),
+                    "label": str(event.label),
+                    "embedding": grid[:, first : max(last, first + 1)]
+                    .mean(axis=(0, 1))
+                    .astype(np.float32),
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def write_embeddings(table: pd.DataFrame, path: str | Path, model_path: str | Path) -> Path:
+    """Write an embedding table to Parquet atomically (model path and dimension in its metadata)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dim = len(table["embedding"].iloc[0]) if len(table) else 0
+    arrow = pa.table(
+        {
+            "recording": pa.array(table["recording"].astype(str).tolist()),
+            "start_s": pa.array(table["start_s"].to_numpy(np.float64)),
+            "end_s": pa.array(table["end_s"].to_numpy(np.float64)),
+            "label": pa.array(table["label"].astype(str).tolist()),
+            "embedding": pa.array(
+                [np.asarray(e, np.float32) for e in table["embedding"]],
+                type=pa.list_(pa.float32(), dim) if dim else pa.list_(pa.float32()),
+            ),
+        }
+    )
+    arrow = arrow.replace_schema_metadata({"biomae_model": str(model_path), "dim": str(dim)})
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+    return Path(path)
+
+
+def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """An embedding table, its (N, D) float32 matrix and its metadata."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    metadata = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    frame = table.drop(["embedding"]).to_pandas()
+    matrix = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32).reshape(
+        len(frame), -1
+    )
+    return frame, matrix, metadata
+
+
+def search(query: np.ndarray, matrix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the ``k`` rows of ``matrix`` (N, D) nearest ``query`` (D,)."""
+    q = query / (np.linalg.norm(query) + 1e-12)
+    m = matrix / (np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12)
+    similarity = m @ q  # (N,)
+    order = np.argsort(-similarity, kind="stable")[:k]
+    return order, similarity[order]
