@@ -171,9 +171,13 @@ def validate_events(
     ]
     if sample_rate is not None:
         nyquist_hz = sample_rate / 2
-        checks.append((high > nyquist_hz * (1 + 1e-6), f"high_hz is above Nyquist ({nyquist_hz:g} Hz)"))
+        checks.append(
+            (high > nyquist_hz * (1 + 1e-6), f"high_hz is above Nyquist ({nyquist_hz:g} Hz)")
+        )
     if duration_s is not None:
-        checks.append((end > duration_s + 1e-3, f"end_s is after the recording ends ({duration_s:g} s)"))
+        checks.append(
+            (end > duration_s + 1e-3, f"end_s is after the recording ends ({duration_s:g} s)")
+        )
     with np.errstate(invalid="ignore"):
         for bad, message in checks:
             if bad.any():
@@ -198,4 +202,6 @@ def concat_events(tables: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 def sort_events(events: pd.DataFrame) -> pd.DataFrame:
     """Sort by recording, then start, then end, with a fresh index."""
-    return events.sort_values(["recording", "start_s", "end_s"], kind="stable").reset_index(drop=True)
+    return events.sort_values(["recording", "start_s", "end_s"], kind="stable").reset_index(
+        drop=True
+    )

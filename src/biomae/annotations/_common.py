@@ -1,0 +1,150 @@
+"""Helpers shared by the format modules: text decoding, number parsing, and the one exit door.
+
+Every reader collects its rows into a DataFrame (canonical column names, any extras), a parallel
+list of source line numbers, and a dict of row problems found while parsing (row position ->
+reason). It then calls :func:`finish_events`, which adds the schema problems of every row, and
+either raises :class:`~biomae.annotations.schema.EventTableError` naming ``file:line`` (strict, the
+default) or, with ``lenient=True``, drops the bad rows, lists them in ``events.attrs["skipped"]``
+as ``"file:line: reason"`` strings and warns with their count. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biomae.annotations.schema import (
+    EVENT_COLUMNS,
+    EventTableError,
+    make_events,
+    validate_events,
+)
+
+
+def read_text(path: str | Path) -> str:
+    """The text of an annotation file: UTF-8 (BOM allowed), UTF-16 with a BOM, else Windows-1252.
+
+    Raises:
+        EventTableError: the file does not exist (naming it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EventTableError(f"{path}: annotation file not found")
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def parse_float(text: object, what: str) -> float:
+    """One number from a table cell; "" / None / NaN give NaN.
+
+    Raises:
+        ValueError: ``"<what> is not a number: '<text>'"`` (readers turn it into a row problem).
+    """
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return math.nan
+    if isinstance(text, int | float | np.integer | np.floating):
+        return float(text)
+    stripped = str(text).strip()
+    if not stripped:
+        return math.nan
+    try:
+        return float(stripped)
+    except ValueError:
+        raise ValueError(f"{what} is not a number: {stripped!r}") from None
+
+
+def check_strings(events: pd.DataFrame, where: str, forbidden: str = "\t\r\n") -> None:
+    """Refuse to write string cells that contain a separator (the file would not read back).
+
+    Raises:
+        ValueError: naming ``where``, the row, the column and the value.
+    """
+    for name in ("recording", "label", "taxon", "individual", "call_type", "source"):
+        values = events[name].astype(str)
+        bad = values.map(lambda v: any(c in v for c in forbidden))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(
+                f"{where}: row {i}: {name} {values.iloc[i]!r} contains a tab or line break, "
+                "which this format cannot hold"
+            )
+
+
+def format_float(value: float) -> str:
+    """A float as the shortest text that reads back exactly; NaN as ""."""
+    return "" if math.isnan(value) else repr(float(value))
+
+
+def finish_events(
+    rows: pd.DataFrame | Sequence[Mapping],
+    *,
+    lines: Sequence[int | str],
+    where: str,
+    lenient: bool,
+    problems: Mapping[int, str] | None = None,
+    sample_rate: int | None = None,
+    constant_columns: Mapping[str, object] | None = None,
+    unparsed: Sequence[tuple[int, str]] = (),
+) -> pd.DataFrame:
+    """Turn parsed rows into a validated event table, raising or skipping (lenient) bad rows.
+
+    Args:
+        rows: parsed rows (canonical column names; extras are kept).
+        lines: the 1-based source line of each row (same length as ``rows``), or a place name
+            such as ``"segment 3"`` for formats without lines.
+        where: the file, for messages.
+        lenient: skip and report bad rows instead of raising.
+        problems: row position -> reason, for rows that already failed to parse.
+        sample_rate: when given, frequencies above Nyquist are problems too.
+        constant_columns: values set on every row (e.g. ``source="raven"``).
+        unparsed: (line, reason) of lines that could not even become a row.
+
+    Returns:
+        The event table (fresh index) with ``attrs["skipped"]`` (list of "file:line: reason").
+
+    Raises:
+        EventTableError: strict mode, naming the first bad row's file and line and how many more.
+    """
+    events = make_events(rows, **dict(constant_columns or {}))
+    if len(lines) != len(events):
+        raise AssertionError(f"{where}: {len(lines)} line numbers for {len(events)} rows")
+    issues = dict(problems or {})
+    good = [i for i in range(len(events)) if i not in issues]
+    try:
+        validate_events(events.iloc[good], sample_rate=sample_rate, where=where)
+    except EventTableError:
+        for i in good:  # slow path, only when some row is bad: find every bad row's reason
+            try:
+                validate_events(events.iloc[[i]], sample_rate=sample_rate, where="")
+            except EventTableError as error:
+                issues[i] = str(error).removeprefix(": row 0: ")
+    bad = sorted([(lines[i], issues[i]) for i in issues] + list(unparsed))
+    skipped = [f"{where}:{line}: {reason}" for line, reason in bad]
+    if skipped and not lenient:
+        more = f" (and {len(skipped) - 1} more bad row(s))" if len(skipped) > 1 else ""
+        raise EventTableError(skipped[0] + more)
+    if skipped:
+        warnings.warn(
+            f"{where}: skipped {len(skipped)} malformed row(s) (lenient=True); "
+            "see events.attrs['skipped']",
+            stacklevel=3,
+        )
+        events = events.drop(index=sorted(issues)).reset_index(drop=True)
+    events = validate_events(events, sample_rate=sample_rate, where=where)
+    events.attrs["skipped"] = skipped
+    return events
+
+
+def canonical_only(events: pd.DataFrame) -> pd.DataFrame:
+    """The canonical columns of a table (extras dropped), for writers and comparisons."""
+    return events.loc[:, list(EVENT_COLUMNS)]

@@ -1,0 +1,106 @@
+"""DCASE few-shot bioacoustic event detection CSVs (DCASE 2021-2024 Task 5).
+
+Layout: ``Audiofilename,Starttime,Endtime`` (seconds) then one column per class holding ``POS``,
+``NEG`` or ``UNK`` (training sets), or a single ``Q`` column with ``POS``/``UNK`` (validation
+sets); a file of just the three first columns is a prediction/evaluation file (no classes).
+
+Reading: each ``POS`` cell is an event labelled with its column's name (``Q`` for validation
+sets); each ``UNK`` cell is also an event, marked ``"UNK"`` in the extra column ``dcase_status``
+("POS" for the others) - the annotators could not tell, so the span is neither a positive nor a
+negative and training code must decide (filter on ``dcase_status``). ``NEG`` cells say the class is
+absent from that span and give no event. Rows of a file without class columns are events with an
+empty label. One row may give several events (POS in several columns). Score is NaN.
+
+Writing: one row per event, its label's column ``POS`` (``UNK`` when ``dcase_status`` says so)
+and ``NEG`` in the other class columns; all-unlabelled tables give the three-column layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from biomae._io import atomic_open
+from biomae.annotations._common import finish_events, format_float, parse_float, read_text
+from biomae.annotations.schema import EventTableError, validate_events
+
+SUFFIX = ".csv"
+FIXED = ("Audiofilename", "Starttime", "Endtime")
+STATUSES = ("POS", "NEG", "UNK")
+
+
+def read(path: str | Path, *, lenient: bool = False) -> pd.DataFrame:
+    """Read a DCASE few-shot CSV into an event table (``source="dcase"``).
+
+    Raises:
+        EventTableError: a header without Audiofilename/Starttime/Endtime, or (strict) a bad row:
+            a time that is not a number, or a class cell other than POS/NEG/UNK.
+    """
+    where = str(path)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    header = [h.strip() for h in next(reader, [])]
+    if tuple(header[:3]) != FIXED:
+        raise EventTableError(f"{where}:1: header must start with {','.join(FIXED)}, got {header}")
+    classes = [h for h in header[3:] if h]
+    rows, lines, unparsed = [], [], []
+    previous = 1
+    for fields in reader:
+        number, previous = previous + 1, reader.line_num
+        if not any(f.strip() for f in fields):
+            continue
+        cells = dict(zip(header, (f.strip() for f in fields), strict=False))
+        try:
+            start_s = parse_float(cells.get("Starttime", ""), "Starttime")
+            end_s = parse_float(cells.get("Endtime", ""), "Endtime")
+            bad = [c for c in classes if cells.get(c, "") not in STATUSES]
+            if bad:
+                raise ValueError(f"{bad[0]} is {cells.get(bad[0], '')!r}, not POS/NEG/UNK")
+        except ValueError as error:
+            unparsed.append((number, str(error)))
+            continue
+        base = {"recording": cells["Audiofilename"], "start_s": start_s, "end_s": end_s}
+        found = [(c, cells[c]) for c in classes if cells[c] != "NEG"] if classes else [("", "POS")]
+        for label, status in found:
+            rows.append(base | {"label": label, "dcase_status": status})
+            lines.append(number)
+    table = pd.DataFrame(rows, columns=["recording", "start_s", "end_s", "label", "dcase_status"])
+    return finish_events(
+        table,
+        lines=lines,
+        where=where,
+        lenient=lenient,
+        unparsed=unparsed,
+        constant_columns={"source": "dcase"},
+    )
+
+
+def write(events: pd.DataFrame, path: str | Path) -> None:
+    """Write an event table as a DCASE few-shot CSV, atomically.
+
+    Raises:
+        EventTableError: the table breaks the schema.
+        ValueError: some events labelled and others not, or a label named like a fixed column.
+    """
+    where = str(path)
+    validate_events(events, where=where)
+    labels = list(dict.fromkeys(events["label"]))
+    if "" in labels and len(labels) > 1:
+        raise ValueError(f"{where}: some events have no label; DCASE class columns need one each")
+    classes = [] if labels == [""] else labels
+    clash = [c for c in classes if c in FIXED]
+    if clash:
+        raise ValueError(f"{where}: label {clash[0]!r} is also a fixed DCASE column name")
+    status = (
+        events["dcase_status"] if "dcase_status" in events else pd.Series(["POS"] * len(events))
+    )
+    with atomic_open(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow([*FIXED, *classes])
+        for row, state in zip(events.itertuples(index=False), status, strict=True):
+            state = "UNK" if str(state) == "UNK" else "POS"
+            cells = [state if c == row.label else "NEG" for c in classes]
+            times = [format_float(row.start_s), format_float(row.end_s)]
+            writer.writerow([row.recording, *times, *cells])

@@ -1,0 +1,52 @@
+"""The format registry: every format module loads and keeps the read / write / SUFFIX contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from biomae.annotations import FORMATS, format_module, read_annotations, write_annotations
+from biomae.annotations.schema import EventTableError, make_events
+
+WRITABLE = {"raven", "audacity", "csv", "parquet", "textgrid", "notmat", "whisperseg"}
+WRITABLE |= {"aoef", "dcase", "timit"}
+# options each writer needs; the table below satisfies every writer's constraints
+WRITE_OPTIONS = {"aoef": {"sample_rate": 16000}}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_module_contract(name):
+    module = format_module(name)
+    assert callable(module.read) and (module.__doc__ or "").strip()
+    assert hasattr(module, "write") == (name in WRITABLE)
+    if name in WRITABLE:
+        assert isinstance(module.SUFFIX, str) and module.SUFFIX.startswith(".")
+
+
+@pytest.mark.parametrize("name", sorted(WRITABLE))
+def test_every_writer_reads_back_times_and_labels(tmp_path, name):
+    events = make_events(
+        {"start_s": [0.5, 1.25, 2.0], "end_s": [1.0, 1.875, 3.0], "label": ["a", "b", "c"]},
+        recording="rec.wav",
+    )
+    path = tmp_path / f"rec{format_module(name).SUFFIX}"
+    write_annotations(events, path, name, **WRITE_OPTIONS.get(name, {}))
+    back = read_annotations(path, name)
+    assert list(back["label"]) == ["a", "b", "c"]
+    assert back["start_s"].tolist() == pytest.approx([0.5, 1.25, 2.0], abs=1e-4)
+    assert back["end_s"].tolist() == pytest.approx([1.0, 1.875, 3.0], abs=1e-4)
+    assert back.attrs["skipped"] == []
+
+
+@pytest.mark.parametrize("name", sorted(WRITABLE))
+def test_every_writer_refuses_an_invalid_table_and_leaves_no_file(tmp_path, name):
+    bad = make_events([{"start_s": 2.0, "end_s": 1.0, "label": "a"}])
+    path = tmp_path / f"bad{format_module(name).SUFFIX}"
+    with pytest.raises(EventTableError, match="end_s is before start_s"):
+        write_annotations(bad, path, name, **WRITE_OPTIONS.get(name, {}))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_file_is_named(tmp_path):
+    for name in sorted(FORMATS):
+        with pytest.raises(EventTableError, match=r"nope\.txt: annotation file not found"):
+            read_annotations(tmp_path / "nope.txt", name)
