@@ -4,10 +4,10 @@ An *event* is one vocalization (or other sound) in one recording: a time span an
 frequency band, a label and a score. A table of events is a ``pandas.DataFrame`` with the columns of
 :data:`EVENT_COLUMNS`, in that order. Coordinates:
 
-- ``start_s`` / ``end_s``: seconds from the first sample of the recording, ``0 <= start_s <= end_s``.
-- ``low_hz`` / ``high_hz``: the frequency band in Hz, ``0 <= low_hz <= high_hz <= nyquist``; NaN when the
-  annotation has no frequency box (both NaN, or both set).
-- ``label``: the dataset's own label ("" when an annotation has none, e.g. class-agnostic detection).
+- ``start_s`` / ``end_s``: seconds from the recording's first sample, ``0 <= start_s <= end_s``.
+- ``low_hz`` / ``high_hz``: the frequency band in Hz, ``0 <= low_hz <= high_hz <= nyquist``; NaN
+  when the annotation has no frequency box (both NaN, or both set).
+- ``label``: the dataset's own label ("" when an annotation has none, e.g. class-agnostic).
 - ``score``: detector confidence in [0, 1]; NaN for human annotations.
 - ``recording``: the recording's path or ID as given by the reader (a string).
 - ``channel``: 1-based channel (Raven's convention), default 1.
@@ -94,7 +94,7 @@ def make_events(
     """Build a canonical event table: canonical column order and dtypes, defaults filled in.
 
     Args:
-        rows: a DataFrame, an iterable of dicts / :class:`Event`, or a dict of columns. Extra columns
+        rows: a DataFrame, an iterable of dicts / :class:`Event`, or a dict of columns. Extras
             are kept after the canonical ones (readers use this for format-specific fields).
         **constant_columns: values set on every row, e.g. ``recording="a.wav", source="raven"``.
 
@@ -116,19 +116,19 @@ def make_events(
     for name in EVENT_COLUMNS:
         if name not in df.columns:
             df[name] = _DEFAULTS.get(name, math.nan)
-    out = pd.DataFrame(index=range(len(df)))
+    columns: dict[str, Any] = {}
     for name in EVENT_COLUMNS:
         col = df[name].reset_index(drop=True)
         if name in FLOAT_COLUMNS:
-            out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
+            columns[name] = pd.to_numeric(col, errors="coerce").astype("float64")
         elif name == "channel":
-            out[name] = pd.to_numeric(col, errors="coerce").fillna(1).astype("int64")
+            columns[name] = pd.to_numeric(col, errors="coerce").fillna(1).astype("int64")
         else:
-            out[name] = col.where(col.notna(), "").astype(str).astype(object)
-    extra = [c for c in df.columns if c not in EVENT_COLUMNS]
-    for name in extra:
-        out[name] = df[name].reset_index(drop=True)
-    return out
+            columns[name] = col.where(col.notna(), "").astype(str).astype(object)
+    for name in df.columns:
+        if name not in EVENT_COLUMNS:  # format-specific extras, kept after the canonical columns
+            columns[name] = df[name].reset_index(drop=True)
+    return pd.DataFrame(columns, index=range(len(df)))
 
 
 def validate_events(
@@ -143,7 +143,7 @@ def validate_events(
 
     Args:
         events: a table from :func:`make_events`.
-        sample_rate: when given, frequencies must not exceed the Nyquist frequency ``sample_rate / 2``.
+        sample_rate: when given, frequencies must not exceed Nyquist, ``sample_rate / 2``.
         duration_s: when given, events must end within the recording (a tolerance of one ms).
         where: what to name in errors (usually the annotation file's path).
         row_offset: added to the 0-based row index in messages (readers pass the line of row 0).
@@ -193,7 +193,7 @@ def validate_events(
 
 
 def concat_events(tables: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate event tables (keeping canonical dtypes; an empty iterable gives an empty table)."""
+    """Concatenate event tables (canonical dtypes; an empty iterable gives an empty table)."""
     tables = [t for t in tables if len(t)]
     if not tables:
         return empty_events()
