@@ -63,6 +63,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-duration-s", type=float, default=None, help="shortest event kept")
     p.add_argument("--merge-gap-s", type=float, default=None, help="join events closer than this")
     p.add_argument("--label", default="call", help="label written on every event (default call)")
+    p.add_argument("--denoise", action="store_true",
+                   help="spectral-gating noise reduction before detection (energy detector)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
                     min_duration_s=args.min_duration_s,
                     merge_gap_s=args.merge_gap_s,
                     label=args.label,
+                    denoise=args.denoise,
                 )
             )
         summary = annotate(args.inputs, args.out, detector, config)

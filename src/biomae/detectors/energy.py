@@ -57,6 +57,7 @@ class EnergyDetectorConfig:
     box_quantile: float = 0.05
     block_s: float = 120.0
     label: str = "call"
+    denoise: bool = False  # spectral gating (biomae.augment.reduce_noise) of each block first
 
     def __post_init__(self) -> None:
         if self.off_db > self.on_db:
@@ -191,6 +192,10 @@ def _running_quantile(x_db: np.ndarray, window: int, q: float) -> np.ndarray:
 def _segments_in_block(audio, sample_rate, frame0, core_lo, core_hi, cfg) -> list[dict]:
     """Hysteresis segments whose frames fall in [core_lo, core_hi) of a block starting at global
     frame ``frame0``; each with global frame span, peak excess (dB) and a frequency box."""
+    if cfg.denoise and len(audio) >= 4096:
+        from biomae.augment import reduce_noise
+
+        audio = reduce_noise(audio, sample_rate)
     power, freqs_hz = _band_power(audio, sample_rate, cfg)
     n_frames = power.shape[0]
     core_hi = min(core_hi, n_frames)
