@@ -1,0 +1,12 @@
+"""The unified bioacoustic dataset.
+
+- :mod:`.registry` — one :class:`~.registry.DatasetAdapter` per public dataset (defined in
+  :mod:`.adapters`, :mod:`.adapters_tables` and :mod:`.shared` from the generic layouts of
+  :mod:`.layouts`): metadata, expected local layout, ``convert(root) -> (recordings, events)``.
+- :mod:`.catalog` — imported datasets as Parquet tables, queried with DuckDB; :mod:`.local` adds
+  folders of recordings with annotation files beside them.
+- :mod:`.splits` — train/val/test and k-fold splits by recording, individual and site.
+- :mod:`.windows` — fixed-length training windows (labelled and unlabeled) for PyTorch.
+
+Nothing is imported here, so ``import biomae`` stays light.
+"""

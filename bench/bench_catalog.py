@@ -1,0 +1,120 @@
+"""Benchmark: importing all of ../shared/data into a catalog, and the window sampler's throughput.
+
+Prints
+1. the wall time of ``Catalog.import_dataset("shared", ...)`` (target < 30 s) with the numbers of
+   recordings and events imported;
+2. 10-s windows per second delivered by a DataLoader with ``--workers`` workers (default 2,
+   target >= 2,000/s) reading a :class:`WindowDataset` (positive_fraction 0.5) over the fully
+   annotated recordings, per epoch: epoch 0 decodes each file once per worker into its cache,
+   later epochs read from the cache. Once with events as column dicts, once as DataFrames. The
+   CPU time per window (workers + main, from /proc) is printed too: on a machine shared with
+   other jobs the wall rate depends on them, the CPU cost does much less;
+3. the same for the :class:`UnlabeledStream` over every recording (pretraining).
+
+    python bench/bench_catalog.py [--sample-rate 16000] [--windows 4000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from biomae.datasets.catalog import Catalog
+from biomae.datasets.windows import UnlabeledStream, WindowConfig, WindowDataset, collate_windows
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _worker_cpu_s(loader) -> float:
+    """CPU seconds used so far by the loader's (persistent) worker processes, from /proc."""
+    iterator = getattr(loader, "_iterator", None)
+    total = 0.0
+    for worker in getattr(iterator, "_workers", []):
+        fields = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
+
+
+def throughput(dataset, workers: int, epochs: int, batch_size: int = 32) -> str:
+    """Per epoch through one DataLoader with persistent workers: windows per second (wall), and
+    CPU milliseconds per window in the workers and in the main process. On a busy machine the
+    wall rate understates; ``cores / CPU per window`` is the rate the same work gives on free
+    cores (``cores`` = workers + main process, at most the machine's CPUs)."""
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_windows,
+        persistent_workers=workers > 0,
+    )  # fmt: skip
+    parts = []
+    for epoch in range(epochs):
+        dataset.set_epoch(epoch)
+        worker_cpu = _worker_cpu_s(loader)
+        main_cpu, start, n = time.process_time(), time.perf_counter(), 0
+        for batch in loader:
+            n += batch["audio"].shape[0]  # (B, T)
+        wall = time.perf_counter() - start
+        main_ms = (time.process_time() - main_cpu) / n * 1e3
+        worker_ms = (_worker_cpu_s(loader) - worker_cpu) / n * 1e3
+        cores = min(os.cpu_count() or 1, workers + 1)
+        free = cores * 1e3 / (worker_ms + main_ms)
+        parts.append(
+            f"epoch {epoch}: {n / wall:,.0f}/s wall, CPU {worker_ms:.2f} ms/window in workers + "
+            f"{main_ms:.2f} in main (= {free:,.0f}/s if {cores} cores were free)"
+        )
+    return "\n  " + "\n  ".join(parts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
+    parser.add_argument("--sample-rate", type=int, default=16000, help="target rate (Hz)")
+    parser.add_argument("--windows", type=int, default=4000, help="windows per epoch")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per measurement")
+    args = parser.parse_args()
+    if not (args.shared / "index" / "files.csv").exists():
+        print(f"bench_catalog: {args.shared} not found", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)  # as in DataLoader workers; 2 intra-op threads thrash on 2 cores
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = Catalog(Path(tmp) / "catalog")
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            summary = catalog.import_dataset("shared", args.shared)
+        seconds = time.perf_counter() - start
+        print(
+            f"import shared: {seconds:.1f} s for {summary.n_recordings} recordings "
+            f"({summary.hours:.2f} h) and {summary.n_events} events (target < 30 s)"
+        )
+        recordings, events = catalog.recordings(), catalog.events()
+    for events_as in ("columns", "frame"):
+        config = WindowConfig(
+            window_s=10.0, sample_rate=args.sample_rate, positive_fraction=0.5,
+            windows_per_epoch=args.windows, events_as=events_as,
+        )  # fmt: skip
+        dataset = WindowDataset(recordings, events, config)
+        result = throughput(dataset, args.workers, args.epochs)
+        print(
+            f"WindowDataset 10-s windows at {args.sample_rate} Hz, events as {events_as}, "
+            f"{args.workers} workers: {result} (target >= 2,000/s)"
+        )
+    config = WindowConfig(window_s=10.0, sample_rate=args.sample_rate)
+    stream = UnlabeledStream(recordings, config, n_windows=args.windows)
+    result = throughput(stream, args.workers, args.epochs)
+    print(
+        f"UnlabeledStream 10-s windows at {args.sample_rate} Hz over {len(recordings)} recordings, "
+        f"{args.workers} workers: {result}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

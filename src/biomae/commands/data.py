@@ -1,0 +1,208 @@
+"""``biomae data``: the unified dataset — list adapters, import, add, query, stats, synth.
+
+- ``biomae data datasets``: the registered datasets (name, task, taxa, license).
+- ``biomae data import NAME PATH --catalog DIR``: convert a local copy of dataset NAME (``shared``
+  for ``../shared/data``) into the catalog; re-importing replaces that dataset's rows.
+- ``biomae data add PATH... --format raven [--dataset NAME] --catalog DIR``: audio files or folders
+  with annotation files beside them (``a.wav`` + ``a<SUFFIX>`` of the format, e.g.
+  ``a.selections.txt`` / ``a.Table.1.selections.txt``); audio without one is added unlabeled.
+- ``biomae data query "SELECT ..." --catalog DIR``: DuckDB over views recordings, events, label_map.
+- ``biomae data stats --catalog DIR``: counts, hours, sample rates per dataset and taxon.
+- ``biomae data synth ...``: synthetic soundscapes (``biomae.datasets.synth``, when installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+DEFAULT_CATALOG = "catalog"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data",
+        help="the unified dataset: import public datasets, query the catalog",
+        description="Import public bioacoustic datasets into one catalog (Parquet + DuckDB).",
+    )
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_LazyParser)
+    sub.required = True
+
+    p = sub.add_parser("datasets", help="list the datasets biomae can import")
+    p.add_argument("--verbose", action="store_true", help="also print URL, citation and layout")
+    p.set_defaults(run=run_datasets)
+
+    p = sub.add_parser("import", help="import a local copy of a registered dataset")
+    p.add_argument("dataset", metavar="NAME", help="dataset name (see `biomae data datasets`)")
+    p.add_argument("path", metavar="PATH", help="folder holding the dataset as downloaded")
+    _catalog_arg(p)
+    p.set_defaults(run=run_import)
+
+    p = sub.add_parser("add", help="add audio files with annotation files beside them")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    p.add_argument("--format", required=True, metavar="FMT", help="annotation format, e.g. raven")
+    p.add_argument("--dataset", default="local", help="dataset name in the catalog (default local)")
+    _catalog_arg(p)
+    p.set_defaults(run=run_add)
+
+    p = sub.add_parser(
+        "query", help="run SQL over the catalog (views recordings, events, label_map)"
+    )
+    p.add_argument("sql", metavar="SQL")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    _catalog_arg(p)
+    p.set_defaults(run=run_query)
+
+    p = sub.add_parser("stats", help="recordings, hours, events and sample rates per dataset")
+    _catalog_arg(p)
+    p.set_defaults(run=run_stats)
+
+    sub.add_parser(
+        "synth",
+        help="synthetic soundscapes with known events",
+        description="Place real call snippets onto real backgrounds (biomae.datasets.synth).",
+        configure=_configure_synth,
+    )
+
+
+class _LazyParser(argparse.ArgumentParser):
+    """A subcommand parser whose arguments are added by ``configure(parser)`` only when it is
+    used, so that ``biomae`` does not import the synth generator to start."""
+
+    def __init__(self, *args, configure=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._configure = configure
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._configure is not None:
+            configure, self._configure = self._configure, None
+            configure(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _configure_synth(parser: argparse.ArgumentParser) -> None:
+    try:
+        from biomae.datasets import synth
+    except ImportError as err:  # only this subcommand is missing
+        parser.set_defaults(run=lambda args, err=err: _unavailable("synth", err))
+    else:
+        synth.add_arguments(parser)
+        parser.set_defaults(run=synth.run)
+
+
+def _catalog_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--catalog",
+        default=DEFAULT_CATALOG,
+        metavar="DIR",
+        help=f"catalog folder (default ./{DEFAULT_CATALOG})",
+    )
+
+
+def _unavailable(name: str, err: Exception) -> int:
+    print(f"biomae data {name}: not available ({err})", file=sys.stderr)
+    return 2
+
+
+def _fail(command: str, err: Exception) -> int:
+    message = err.args[0] if isinstance(err, KeyError) and err.args else err
+    print(f"biomae data {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def run_datasets(args: argparse.Namespace) -> int:
+    from biomae.datasets.registry import list_adapters
+
+    adapters = list_adapters()
+    width = max(len(a.name) for a in adapters)
+    print(f"{'name':<{width}}  {'task':<14}  {'taxa':<48}  license")
+    for a in adapters:
+        taxa = a.taxa if len(a.taxa) <= 48 else a.taxa[:45] + "..."
+        print(f"{a.name:<{width}}  {a.task:<14}  {taxa:<48}  {a.license}")
+        if args.verbose:
+            print(f"    {a.title}\n    url: {a.url}\n    cite: {a.citation}")
+            print("    layout:\n" + "\n".join("      " + line for line in a.layout.splitlines()))
+            if a.note:
+                print(f"    note: {a.note}")
+    return 0
+
+
+def _report(summary) -> None:
+    print(
+        f"{summary.dataset}: {summary.n_recordings} recordings ({summary.hours:.2f} h), "
+        f"{summary.n_events} events; replaced {summary.replaced_recordings} earlier recordings; "
+        f"{summary.n_duplicates} duplicate(s) flagged"
+    )
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from biomae.datasets.catalog import Catalog
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = Catalog(args.catalog).import_dataset(args.dataset, args.path)
+    except (KeyError, ValueError, OSError) as err:
+        return _fail("import", err)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    _report(summary)
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from biomae.datasets.catalog import Catalog
+    from biomae.datasets.local import import_paths
+
+    try:
+        summary = import_paths(Catalog(args.catalog), args.paths, args.format, dataset=args.dataset)
+    except (KeyError, ValueError, OSError) as err:
+        return _fail("add", err)
+    _report(summary)
+    return 0
+
+
+def run_query(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from biomae.datasets.catalog import Catalog
+
+    try:
+        table = Catalog(args.catalog).query(args.sql)
+    except Exception as err:  # DuckDB's own error types (syntax, unknown column) included
+        return _fail("query", err)
+    if args.csv:
+        table.to_csv(sys.stdout, index=False)
+    else:
+        with pd.option_context("display.max_rows", 200, "display.width", 200):
+            print(table.to_string(index=False))
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from biomae.datasets.catalog import Catalog
+
+    catalog = Catalog(args.catalog)
+    if not catalog.recordings_path.exists():
+        return _fail("stats", FileNotFoundError(f"catalog {args.catalog} is empty"))
+    table = catalog.stats()
+    with pd.option_context(
+        "display.max_rows",
+        500,
+        "display.width",
+        200,
+        "display.max_colwidth",
+        60,
+        "display.float_format",
+        "{:.3f}".format,
+    ):
+        print(table.to_string(index=False))
+    totals = table[["n_recordings", "hours", "annotated_hours", "n_events"]].sum()
+    print(
+        f"total: {int(totals['n_recordings'])} recordings, {totals['hours']:.2f} h "
+        f"({totals['annotated_hours']:.2f} h annotated), {int(totals['n_events'])} events"
+    )
+    return 0
