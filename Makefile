@@ -20,11 +20,12 @@ demo: setup
 	@echo; echo "== demo_out/example.selections.txt (Raven) =="; head -n 12 demo_out/example.selections.txt
 	@echo; echo "== demo_out/summary.csv =="; cat demo_out/summary.csv
 
+# One pytest worker per core, one math thread per worker (see tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
 test-fast: setup
-	$(BIN)/python -m pytest -n 2 -q -m "not slow and not distributed"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q -m "not slow and not distributed"
 
 lint:
 	$(BIN)/ruff check src tests bench && $(BIN)/ruff format --check src tests bench

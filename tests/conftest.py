@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+
+# pytest-xdist runs one worker per core: one math thread each. Two OpenMP threads per worker on two
+# cores oversubscribe the machine, and torch's spinning threads then run ~100x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 from pathlib import Path
 
 import pytest

@@ -42,7 +42,8 @@ class InferConfig:
         overlap: fraction of a window shared with the next, in [0, 1).
         batch_size: windows per forward pass.
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", …
-        bf16: bf16 autocast (CPUs with AMX/AVX512-BF16 and GPUs run it much faster).
+        bf16: bf16 autocast; None = auto: on CUDA, and on CPUs with AMX or AVX512-BF16 (on
+            others, e.g. AVX2-only CPUs, bf16 matmuls fall back to a path ~40x slower than fp32).
         time_expansion: play the recording this many times slower (ultrasonic recordings).
         boxes: measure a frequency box for each event.
         box_context_s: audio either side of an event used to estimate the noise floor of its box.
@@ -52,7 +53,7 @@ class InferConfig:
     overlap: float = 0.5
     batch_size: int = 16
     device: str = "auto"
-    bf16: bool = True
+    bf16: bool | None = None
     time_expansion: float = 1.0
     boxes: bool = True
     box_context_s: float = 0.5
@@ -65,6 +66,15 @@ class InferConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.time_expansion > 0:
             raise ValueError(f"time_expansion must be > 0, got {self.time_expansion}")
+
+
+def bf16_is_fast(device) -> bool:
+    """Whether bf16 autocast speeds ``device`` up: CUDA, or a CPU with AMX / AVX512-BF16."""
+    import torch
+
+    if device.type == "cuda":
+        return True
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
 class ModelDetector:
@@ -91,6 +101,7 @@ class ModelDetector:
                 f"{self.model_path}: a {self.model.task!r} model; annotate needs a detect model"
             )
         self.front_end = FrontEnd(self.model_config, self.model.encoder.config.patch_t, self.device)
+        self.bf16 = bf16_is_fast(self.device) if self.config.bf16 is None else self.config.bf16
         self.decode_config = self.model_config.decode
         if self.config.threshold_on is not None:
             from dataclasses import replace
@@ -118,6 +129,7 @@ class ModelDetector:
             "labels": self.labels,
             "decode": asdict(self.decode_config),
             **asdict(self.config),
+            "bf16": self.bf16,
         }
 
     def frame_scores(self, path: str | Path) -> tuple[np.ndarray, float, int]:
@@ -139,7 +151,7 @@ class ModelDetector:
 
         def flush() -> None:
             audio = torch.from_numpy(np.stack(batch))  # (b, window_samples)
-            with torch.no_grad(), autocast(self.device, self.config.bf16):
+            with torch.no_grad(), autocast(self.device, self.bf16):
                 out = self.model(self.front_end(audio))["activity"]  # (b, T_out, C)
             probs = torch.sigmoid(out.float()).cpu().numpy()
             for start, window_probs in zip(starts, probs, strict=True):

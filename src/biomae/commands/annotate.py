@@ -36,7 +36,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--overlap", type=float, default=0.5, help="model windows' overlap (fraction)")
     p.add_argument("--batch-size", type=int, default=16, help="model windows per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--no-bf16", action="store_true", help="run the model in float32")
+    p.add_argument(
+        "--bf16",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="bf16 autocast: auto = on CUDA and CPUs with AMX/AVX512-BF16",
+    )
     p.add_argument(
         "--time-expansion",
         type=float,
@@ -63,8 +68,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-duration-s", type=float, default=None, help="shortest event kept")
     p.add_argument("--merge-gap-s", type=float, default=None, help="join events closer than this")
     p.add_argument("--label", default="call", help="label written on every event (default call)")
-    p.add_argument("--denoise", action="store_true",
-                   help="spectral-gating noise reduction before detection (energy detector)")
+    p.add_argument(
+        "--denoise",
+        action="store_true",
+        help="spectral-gating noise reduction before detection (energy detector)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -90,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                     overlap=args.overlap,
                     batch_size=args.batch_size,
                     device=args.device,
-                    bf16=not args.no_bf16,
+                    bf16={"auto": None, "on": True, "off": False}[args.bf16],
                     time_expansion=args.time_expansion,
                     threshold_on=args.threshold,
                 ),
