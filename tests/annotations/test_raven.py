@@ -196,3 +196,17 @@ def test_begin_path_names_the_recording_when_asked(tmp_path):
     by_path = raven.read(path, recording_from="path")
     assert list(by_path["recording"]) == ["C:\\rec\\a.wav"]
     assert list(by_path["Begin File"]) == ["a.wav"]  # the column not used is kept as an extra
+
+
+def test_birdnet_selection_table(tmp_path):
+    """BirdNET's Raven output: Common Name labels, Confidence scores, its own file suffix."""
+    path = tmp_path / "XC1.BirdNET.selection.table.txt"
+    path.write_text(
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)"
+        "\tCommon Name\tSpecies Code\tConfidence\n"
+        "1\tSpectrogram 1\t1\t0\t3.0\t150\t15000\tAmerican Robin\tamerob\t0.8123\n"
+    )
+    events = raven.read(path)
+    assert events.loc[0, "label"] == "American Robin"
+    assert events.loc[0, "score"] == pytest.approx(0.8123)
+    assert events.loc[0, "recording"] == "XC1"

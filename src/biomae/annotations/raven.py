@@ -13,8 +13,8 @@ Reading:
   that file (``end_s = offset + End Time - Begin Time``); otherwise ``recording`` is the option
   ``recording``, else the table's name without ``.Table.1.selections.txt`` / ``.selections.txt``.
   A table over several files without ``File Offset (s)`` is refused (its times run over all files).
-- ``Score``, ``Taxon``, ``Individual``, ``Call Type``, ``Source`` columns fill those fields; other
-  columns are kept as extra columns. An empty table (header only) gives an empty event table.
+- ``Score`` (or BirdNET's ``Confidence``), ``Taxon``, ``Individual``, ``Call Type``, ``Source``
+  columns fill those fields; other columns are kept as extra columns. An empty table (header only) gives an empty event table.
   Cells are stripped of surrounding blanks (labels included); CRLF line ends are fine.
 
 Writing (columns Selection, View, Channel, Begin Time (s), End Time (s), Low Freq (Hz),
@@ -56,6 +56,8 @@ LABEL_COLUMNS = (
     "Tags",
     "Type",
     "ID",
+    "Common Name",  # BirdNET's Raven output
+    "Species Code",
 )
 BOX_COLUMN = "Freq Box"
 _META = {"Taxon": "taxon", "Individual": "individual", "Call Type": "call_type", "Source": "source"}
@@ -69,6 +71,7 @@ _USED = {
     "High Freq (Hz)",
     "File Offset (s)",
     "Score",
+    "Confidence",
     BOX_COLUMN,
     *_META,
 }
@@ -76,7 +79,7 @@ _USED = {
 
 def _default_recording(path: Path) -> str:
     name = path.name
-    for tail in (".selections.txt", ".txt"):
+    for tail in (".BirdNET.selection.table.txt", ".selections.txt", ".txt"):
         if name.endswith(tail):
             name = name[: -len(tail)]
             break
@@ -180,7 +183,8 @@ def _parse_row(cells: dict[str, str], label_col: str | None, file_col: str) -> t
         end = parse_float(cells["End Time (s)"], "End Time (s)")
         row["low_hz"] = parse_float(cells.get("Low Freq (Hz)", ""), "Low Freq (Hz)")
         row["high_hz"] = parse_float(cells.get("High Freq (Hz)", ""), "High Freq (Hz)")
-        row["score"] = parse_float(cells.get("Score", ""), "Score")
+        score_column = "Score" if "Score" in cells else "Confidence"  # BirdNET: Confidence
+        row["score"] = parse_float(cells.get(score_column, ""), score_column)
         channel = parse_float(cells.get("Channel", ""), "Channel")
         offset = parse_float(cells.get("File Offset (s)", ""), "File Offset (s)")
     except ValueError as error:
