@@ -105,3 +105,19 @@ def test_annotate_cli_with_model(tiny_detect_model, recording, tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert summary.loc[0, "status"] == "done" and summary.loc[0, "n_events"] == 1
     assert (out / "rec.selections.txt").exists()
+
+
+def test_prefetch_keeps_order_and_raises_errors():
+    from biomae.infer import prefetch
+
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+    def broken():
+        yield 1
+        raise ValueError("bad block in rec.wav")
+
+    with pytest.raises(ValueError, match="rec.wav"):
+        list(prefetch(broken()))
+    early = prefetch(iter(range(1000)), depth=2)
+    assert next(early) == 0
+    early.close()  # a consumer that stops early releases the producer

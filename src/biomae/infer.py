@@ -8,8 +8,8 @@ events with frequency boxes.
    model's ``data.window_s`` with ``overlap`` (a fraction of the window), resampled to the model's
    rate. The hop is a whole number of the head's output frames, so every window's frame ``j`` is the
    global frame ``start_sample / frame_hop_samples + j`` exactly (integer arithmetic, no drift).
-2. Windows are batched (``batch_size``), run through front end + encoder + detection head (bf16
-   autocast where enabled), and the sigmoid scores of overlapping windows are averaged per frame.
+2. Windows decode in a background thread (:func:`prefetch`) while the model runs; they are batched
+   (``batch_size``), run through front end + encoder + detection head (bf16 autocast where enabled), and the sigmoid scores of overlapping windows are averaged per frame.
    The last window is zero-padded; frames past the recording's end are dropped.
 3. ``biomae.decode.decode_events`` turns the frame scores into events (the model's own decode
    settings unless overridden); each event's frequency box is then measured from a linear
@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,6 +69,42 @@ class InferConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.time_expansion > 0:
             raise ValueError(f"time_expansion must be > 0, got {self.time_expansion}")
+
+
+def prefetch(iterator: Iterator, depth: int = 8) -> Iterator:
+    """Run ``iterator`` in a background thread, ``depth`` items ahead, preserving order.
+
+    Decoding and resampling (libsndfile, soxr) and the model (torch) release the GIL, so the next
+    windows decode while the current batch runs. An exception in the iterator is re-raised here.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as err:  # handed to the consumer
+            items.put(err)
+
+    thread = threading.Thread(target=produce, daemon=True, name="biomae-prefetch")
+    thread.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def bf16_is_fast(device) -> bool:
@@ -168,7 +207,7 @@ class ModelDetector:
             hop_s=self.hop_samples / stream_rate,
             sample_rate=stream_rate if stream_rate != info.sample_rate else None,
         )
-        for block in blocks:
+        for block in prefetch(blocks):
             window = np.zeros(self.window_samples, dtype=np.float32)
             window[: min(len(block.audio), self.window_samples)] = block.audio[
                 : self.window_samples
