@@ -121,3 +121,27 @@ def test_prefetch_keeps_order_and_raises_errors():
     early = prefetch(iter(range(1000)), depth=2)
     assert next(early) == 0
     early.close()  # a consumer that stops early releases the producer
+
+
+def test_windows_of_many_recordings_share_batches(tiny_detect_model, tmp_path):
+    """Short recordings fill batches together; results equal recording-by-recording scoring,
+    come in input order, and a corrupt file in the middle is an error for that file alone."""
+    rng = np.random.default_rng(2)
+    paths = []
+    for i, seconds in enumerate([0.5, 2.0, 0.3, 1.1]):
+        path = tmp_path / f"r{i}.wav"
+        sf.write(
+            path, (0.05 * rng.standard_normal(round(seconds * 16000))).astype(np.float32), 16000
+        )
+        paths.append(path)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....WAVEnot audio")
+    paths.insert(2, bad)
+    detector = ModelDetector(tiny_detect_model, InferConfig(bf16=False, batch_size=4))
+    results = list(detector.frame_scores_many(paths))
+    assert [p for p, _ in results] == paths
+    assert isinstance(results[2][1], Exception) and "bad.wav" in str(results[2][1])
+    for path, result in results:
+        if path != bad:
+            alone = ModelDetector(tiny_detect_model, InferConfig(bf16=False, batch_size=1))
+            np.testing.assert_allclose(result[0], alone.frame_scores(path)[0], atol=1e-5)

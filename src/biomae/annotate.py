@@ -5,7 +5,7 @@ returns an event table, written in each chosen format under ``out_dir`` at the r
 relative to its input folder. Beside them:
 
 - ``run.json`` — the run's parameters (detector settings, formats, inputs, biomae version);
-- ``manifest.jsonl`` — one line per finished recording (done or error), appended as each finishes:
+- ``manifest.jsonl`` — one line per finished recording (done or error), appended as each ends:
   a rerun skips the recordings it lists as done whose outputs exist (``overwrite=True`` redoes them);
   under ``torchrun`` each rank appends to its own ``manifest.rankN.jsonl``;
 - ``summary.csv`` — one row per recording: status, events, duration, sample rate, seconds taken;
@@ -195,8 +195,12 @@ def annotate(
             todo.append(rec)
 
     progress = _progress(todo, audio_io, enabled=config.progress and main_rank)
-    for rec in todo:
-        entry = _annotate_one(rec, out_dir, detector, config, audio_io)
+    if hasattr(detector, "detect_many"):  # a model: windows of many recordings share batches
+        detections = (result for _, result in detector.detect_many([r.path for r in todo]))
+    else:
+        detections = (None for _ in todo)
+    for rec, detected in zip(todo, detections, strict=True):
+        entry = _annotate_one(rec, out_dir, detector, config, audio_io, detected)
         _append_manifest(manifest_path, entry)
         entries[rec.key] = entry | {"skipped": False}
         progress.update(entry.get("duration_s") or 0.0)
@@ -247,9 +251,12 @@ def _outputs_exist(out_dir: Path, key: str, config: AnnotateConfig) -> bool:
     return all(p.exists() for p in paths)
 
 
-def _annotate_one(rec: Recording, out_dir: Path, detector: Detector, config, audio_io) -> dict:
-    """Detect and write one recording; every failure becomes an ``error`` entry, never an exception
-    (KeyboardInterrupt excepted: it stops the run, leaving only whole files behind)."""
+def _annotate_one(
+    rec: Recording, out_dir: Path, detector: Detector, config, audio_io, detected=None
+) -> dict:
+    """Detect (unless ``detected`` holds the events, or the exception, already) and write one
+    recording; every failure becomes an ``error`` entry, never an exception (KeyboardInterrupt
+    excepted: it stops the run, leaving only whole files behind)."""
     started = time.perf_counter()
     entry = {
         "key": rec.key,
@@ -266,7 +273,9 @@ def _annotate_one(rec: Recording, out_dir: Path, detector: Detector, config, aud
         entry.update(
             duration_s=info.duration_s, sample_rate=info.sample_rate, channels=info.channels
         )
-        events = detector.detect_file(rec.path, recording=str(rec.path))
+        if isinstance(detected, Exception):
+            raise detected
+        events = detector.detect_file(rec.path, str(rec.path)) if detected is None else detected
         events = make_events(events)
         validate_events(
             events,

@@ -27,7 +27,7 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -174,57 +174,113 @@ class ModelDetector:
     def frame_scores(self, path: str | Path) -> tuple[np.ndarray, float, int]:
         """Averaged frame probabilities ``(n_frames, C)`` of a whole recording, the frame hop in
         real seconds, and the stream's sample rate (real-time samples per second)."""
+        [(_, result)] = list(self.frame_scores_many([path]))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def frame_scores_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, object]]:
+        """``(path, (scores, frame_hop_s, stream_rate))`` for each recording, in order, with windows
+        of consecutive recordings sharing batches (many short files fill batches too). A recording
+        that fails to decode yields ``(path, exception)`` and the others go on."""
         import torch
 
-        from biomae import audio as audio_io
         from biomae.train.pretrain import autocast
 
-        info = audio_io.info(path)
-        stream_rate = round(self.sample_rate * self.config.time_expansion)
-        n_stream = math.ceil(info.n_samples * stream_rate / info.sample_rate)
-        n_frames = max(1, math.ceil(n_stream / self.frame_hop_samples))
-        total = np.zeros((n_frames, len(self.labels)), dtype=np.float64)
-        count = np.zeros((n_frames, 1), dtype=np.float64)
-        batch: list[np.ndarray] = []
-        starts: list[int] = []
+        open_recordings: dict[int, _Scores] = {}  # by input index, until all its windows ran
+        batch: list[tuple[int, int, np.ndarray]] = []  # (index, start sample, window)
+        next_out = 0  # the next input index to hand out, so results come in input order
+        finished: dict[int, tuple[str | Path, object]] = {}
 
         def flush() -> None:
-            audio = torch.from_numpy(np.stack(batch))  # (b, window_samples)
+            audio = torch.from_numpy(np.stack([w for _, _, w in batch]))  # (b, window_samples)
             with torch.no_grad(), autocast(self.device, self.bf16):
                 out = self.model(self.front_end(audio))["activity"]  # (b, T_out, C)
             probs = torch.sigmoid(out.float()).cpu().numpy()
-            for start, window_probs in zip(starts, probs, strict=True):
-                first = start // self.frame_hop_samples
-                keep = min(len(window_probs), n_frames - first)
-                total[first : first + keep] += window_probs[:keep]
-                count[first : first + keep] += 1
+            for (index, start, _), window_probs in zip(batch, probs, strict=True):
+                open_recordings[index].add(start // self.frame_hop_samples, window_probs)
             batch.clear()
-            starts.clear()
 
-        blocks = audio_io.stream(
-            path,
-            block_s=self.window_samples / stream_rate,
-            hop_s=self.hop_samples / stream_rate,
-            sample_rate=stream_rate if stream_rate != info.sample_rate else None,
-        )
-        for block in prefetch(blocks):
-            window = np.zeros(self.window_samples, dtype=np.float32)
-            window[: min(len(block.audio), self.window_samples)] = block.audio[
-                : self.window_samples
-            ]
-            batch.append(window)
-            starts.append(block.start_sample)
-            if len(batch) == self.config.batch_size:
-                flush()
+        def ready() -> Iterator[tuple[str | Path, object]]:
+            nonlocal next_out
+            for index, rec in list(open_recordings.items()):
+                if rec.read_all and not any(i == index for i, _, _ in batch):
+                    finished[index] = (rec.path, rec.result())
+                    del open_recordings[index]
+            while next_out in finished:
+                yield finished.pop(next_out)
+                next_out += 1
+
+        for index, path, item in prefetch(self._windows(paths)):
+            if isinstance(item, _Scores):
+                open_recordings[index] = item
+            elif isinstance(item, Exception):
+                open_recordings.pop(index, None)
+                batch[:] = [b for b in batch if b[0] != index]
+                finished[index] = (path, item)
+            elif item is None:
+                open_recordings[index].read_all = True
+            else:
+                batch.append((index, *item))
+                if len(batch) == self.config.batch_size:
+                    flush()
+            yield from ready()
         if batch:
             flush()
-        return total / np.maximum(count, 1), self.frame_hop_samples / stream_rate, stream_rate
+        yield from ready()
+
+    def _windows(self, paths):
+        """``(index, path, item)``: a :class:`_Scores` per recording, then its windows as
+        ``(start_sample, window)``, then ``None``; or the exception that stopped its decoding."""
+        from biomae import audio as audio_io
+
+        stream_rate = round(self.sample_rate * self.config.time_expansion)
+        for index, path in enumerate(paths):
+            try:
+                info = audio_io.info(path)
+                n_stream = math.ceil(info.n_samples * stream_rate / info.sample_rate)
+                n_frames = max(1, math.ceil(n_stream / self.frame_hop_samples))
+                frame_hop_s = self.frame_hop_samples / stream_rate
+                yield (
+                    index,
+                    path,
+                    _Scores(path, n_frames, len(self.labels), frame_hop_s, stream_rate),
+                )
+                blocks = audio_io.stream(
+                    path,
+                    block_s=self.window_samples / stream_rate,
+                    hop_s=self.hop_samples / stream_rate,
+                    sample_rate=stream_rate if stream_rate != info.sample_rate else None,
+                )
+                for block in blocks:
+                    window = np.zeros(self.window_samples, dtype=np.float32)
+                    n = min(len(block.audio), self.window_samples)
+                    window[:n] = block.audio[:n]
+                    yield index, path, (block.start_sample, window)
+                yield index, path, None
+            except Exception as err:  # reported for this recording; the others go on
+                yield index, path, err
 
     def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
         """Events in the recording at ``path`` (real seconds and Hz)."""
+        return self._events(path, self.frame_scores(path), recording)
+
+    def detect_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, object]]:
+        """``(path, events)`` per recording in input order, windows of consecutive recordings
+        sharing batches; ``(path, exception)`` for a recording that failed."""
+        for path, result in self.frame_scores_many(paths):
+            if isinstance(result, Exception):
+                yield path, result
+                continue
+            try:
+                yield path, self._events(path, result, None)
+            except Exception as err:
+                yield path, err
+
+    def _events(self, path, result, recording: str | None) -> pd.DataFrame:
         from biomae.decode import decode_events
 
-        scores, frame_hop_s, _ = self.frame_scores(path)
+        scores, frame_hop_s, _ = result
         events = decode_events(
             scores,
             frame_hop_s,
@@ -270,3 +326,21 @@ class ModelDetector:
         return frequency_box(
             power, edges_hz, first, last, self.decode_config.energy_fraction, noise
         )
+
+
+class _Scores:
+    """Running sums of one recording's overlapping window scores."""
+
+    def __init__(self, path, n_frames: int, n_classes: int, frame_hop_s: float, stream_rate: int):
+        self.path, self.frame_hop_s, self.stream_rate = path, frame_hop_s, stream_rate
+        self.total = np.zeros((n_frames, n_classes), dtype=np.float64)
+        self.count = np.zeros((n_frames, 1), dtype=np.float64)
+        self.read_all = False
+
+    def add(self, first_frame: int, probs: np.ndarray) -> None:
+        keep = min(len(probs), len(self.total) - first_frame)
+        self.total[first_frame : first_frame + keep] += probs[:keep]
+        self.count[first_frame : first_frame + keep] += 1
+
+    def result(self) -> tuple[np.ndarray, float, int]:
+        return self.total / np.maximum(self.count, 1), self.frame_hop_s, self.stream_rate
