@@ -6,7 +6,7 @@ relative to its input folder. Beside them:
 
 - ``run.json`` — the run's parameters (detector settings, formats, inputs, biomae version);
 - ``manifest.jsonl`` — one line per finished recording (done or error), appended as each ends:
-  a rerun skips the recordings it lists as done whose outputs exist (``overwrite=True`` redoes them);
+  a rerun skips the recordings listed as done whose outputs exist (``overwrite=True`` redoes them);
   under ``torchrun`` each rank appends to its own ``manifest.rankN.jsonl``;
 - ``summary.csv`` — one row per recording: status, events, duration, sample rate, seconds taken;
 - ``errors.csv`` — every recording that could not be read, with the reason (the run goes on);
@@ -162,7 +162,7 @@ def annotate(
     detector: Detector,
     config: AnnotateConfig | None = None,
 ) -> pd.DataFrame:
-    """Annotate every recording under ``inputs`` into ``out_dir``; returns the run's summary table."""
+    """Annotate every recording under ``inputs`` into ``out_dir``; returns the run's summary."""
     from biomae import audio as audio_io
     from biomae import distributed
 

@@ -9,7 +9,9 @@ events with frequency boxes.
    rate. The hop is a whole number of the head's output frames, so every window's frame ``j`` is the
    global frame ``start_sample / frame_hop_samples + j`` exactly (integer arithmetic, no drift).
 2. Windows decode in a background thread (:func:`prefetch`) while the model runs; they are batched
-   (``batch_size``), run through front end + encoder + detection head (bf16 autocast where enabled), and the sigmoid scores of overlapping windows are averaged per frame.
+   (``batch_size``; windows of consecutive recordings share batches, so many short files fill them
+   too), run through front end + encoder + detection head (bf16 autocast where enabled), and the
+   sigmoid scores of overlapping windows are averaged per frame.
    The last window is zero-padded; frames past the recording's end are dropped.
 3. ``biomae.decode.decode_events`` turns the frame scores into events (the model's own decode
    settings unless overridden); each event's frequency box is then measured from a linear

@@ -1,0 +1,2 @@
+"""Training: configs (``config``), optimizer / schedule / checkpoints (``common``), the pretraining
+data stream (``data``) and loop (``pretrain``); fine-tuning in ``finetune``. Import submodules."""
