@@ -29,8 +29,7 @@ def _direct_scores(detector, audio):
     n = detector.window_samples
     out = []
     for start in range(0, len(audio), n):
-        window = np.zeros(n, np.float32)
-        window[: len(audio[start : start + n])] = audio[start : start + n]
+        window = np.pad(audio[start : start + n], (0, max(0, start + n - len(audio))), "wrap")
         with torch.no_grad():
             logits = detector.model(detector.front_end(torch.from_numpy(window[None])))["activity"]
         out.append(torch.sigmoid(logits)[0].numpy())
@@ -145,3 +144,27 @@ def test_windows_of_many_recordings_share_batches(tiny_detect_model, tmp_path):
         if path != bad:
             alone = ModelDetector(tiny_detect_model, InferConfig(bf16=False, batch_size=1))
             np.testing.assert_allclose(result[0], alone.frame_scores(path)[0], atol=1e-5)
+
+
+def test_onset_offset_channels_reach_the_decoder(tmp_path, recording):
+    from biomae.train.finetune import build_model, config_from_dict, save_finetuned
+
+    config = config_from_dict(
+        {
+            "data": {"data_dir": str(tmp_path), "window_s": 1.28, "batch_size": 4},
+            "model": {"preset": "tiny", "overrides": {"encoder.n_mels": 64, "encoder.depth": 1}},
+            "front_end": {"sample_rate": 16000, "n_fft": 512, "n_mels": 64},
+            "head": {"task": "detect", "outputs": ["activity", "onset", "offset"]},
+            "decode": {"threshold_on": 0.0, "refine_search_s": 0.1},
+            "train": {"out_dir": str(tmp_path)},
+        }
+    )
+    path = tmp_path / "boundaries.safetensors"
+    save_finetuned(build_model(config), config, path, extra={})
+    detector = ModelDetector(path, InferConfig(bf16=False))
+    assert detector.outputs == ("activity", "onset", "offset")
+    scores, _, _ = detector.frame_scores(recording)
+    assert scores.shape[1] == 3
+    events = detector.detect_file(recording)  # refinement needs the onset/offset channels
+    validate_events(events, sample_rate=16000, duration_s=5.0077)
+    assert len(events) >= 1

@@ -12,7 +12,8 @@ events with frequency boxes.
    (``batch_size``; windows of consecutive recordings share batches, so many short files fill them
    too), run through front end + encoder + detection head (bf16 autocast where enabled), and the
    sigmoid scores of overlapping windows are averaged per frame.
-   The last window is zero-padded; frames past the recording's end are dropped.
+   A short last window is padded by looping its own audio; frames past the recording's end are
+   dropped.
 3. ``biomae.decode.decode_events`` turns the frame scores into events (the model's own decode
    settings unless overridden); each event's frequency box is then measured from a linear
    spectrogram of the event and ``box_context_s`` of audio around it
@@ -152,6 +153,8 @@ class ModelDetector:
                 self.decode_config, threshold_on=self.config.threshold_on, threshold_off=off
             )
         self.labels = list(self.model_config.head.labels) or [""]
+        self.outputs = tuple(self.model.head.config.outputs)  # activity [, onset, offset]
+        self.n_channels = len(self.labels) * len(self.outputs)
         self.sample_rate = self.model_config.front_end.sample_rate
         self.window_samples = self.model_config.window_samples
         frame_hop = self.model.head.frame_hop_s * self.sample_rate
@@ -197,8 +200,10 @@ class ModelDetector:
         def flush() -> None:
             audio = torch.from_numpy(np.stack([w for _, _, w in batch]))  # (b, window_samples)
             with torch.no_grad(), autocast(self.device, self.bf16):
-                out = self.model(self.front_end(audio))["activity"]  # (b, T_out, C)
-            probs = torch.sigmoid(out.float()).cpu().numpy()
+                out = self.model(self.front_end(audio))
+            # activity [+ onset + offset] side by side: (b, T_out, C * len(outputs))
+            logits = torch.cat([out[name].float() for name in self.outputs], dim=-1)
+            probs = torch.sigmoid(logits).cpu().numpy()
             for (index, start, _), window_probs in zip(batch, probs, strict=True):
                 open_recordings[index].add(start // self.frame_hop_samples, window_probs)
             batch.clear()
@@ -231,6 +236,15 @@ class ModelDetector:
             flush()
         yield from ready()
 
+    def _fill(self, audio: np.ndarray) -> np.ndarray:
+        """A window of exactly ``window_samples``: a short last block is padded by looping its own
+        audio (silence would skew the per-window normalisation and read as a call or a gap)."""
+        if len(audio) >= self.window_samples:
+            return np.ascontiguousarray(audio[: self.window_samples], dtype=np.float32)
+        if len(audio) == 0:
+            return np.zeros(self.window_samples, dtype=np.float32)
+        return np.pad(audio, (0, self.window_samples - len(audio)), mode="wrap").astype(np.float32)
+
     def _windows(self, paths):
         """``(index, path, item)``: a :class:`_Scores` per recording, then its windows as
         ``(start_sample, window)``, then ``None``; or the exception that stopped its decoding."""
@@ -246,7 +260,7 @@ class ModelDetector:
                 yield (
                     index,
                     path,
-                    _Scores(path, n_frames, len(self.labels), frame_hop_s, stream_rate),
+                    _Scores(path, n_frames, self.n_channels, frame_hop_s, stream_rate),
                 )
                 blocks = audio_io.stream(
                     path,
@@ -255,10 +269,7 @@ class ModelDetector:
                     sample_rate=stream_rate if stream_rate != info.sample_rate else None,
                 )
                 for block in blocks:
-                    window = np.zeros(self.window_samples, dtype=np.float32)
-                    n = min(len(block.audio), self.window_samples)
-                    window[:n] = block.audio[:n]
-                    yield index, path, (block.start_sample, window)
+                    yield index, path, (block.start_sample, self._fill(block.audio))
                 yield index, path, None
             except Exception as err:  # reported for this recording; the others go on
                 yield index, path, err
@@ -283,11 +294,14 @@ class ModelDetector:
         from biomae.decode import decode_events
 
         scores, frame_hop_s, _ = result
+        channels = dict(zip(self.outputs, np.split(scores, len(self.outputs), axis=1), strict=True))
         events = decode_events(
-            scores,
+            channels["activity"],
             frame_hop_s,
             self.labels,
             self.decode_config,
+            onset=channels.get("onset"),
+            offset=channels.get("offset"),
             recording=str(path) if recording is None else recording,
             source="biomae-model",
         )
