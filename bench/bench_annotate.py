@@ -84,7 +84,8 @@ def main() -> None:
     n_events = len(pd.read_csv(work / "out" / "events.csv"))
     decoded_mib = duration_s * SAMPLE_RATE * 4 / 2**20
     print(
-        f"audio: {duration_s / 3600:.2f} h at {SAMPLE_RATE} Hz ({decoded_mib:.0f} MiB decoded float32)"
+        f"audio: {duration_s / 3600:.2f} h at {SAMPLE_RATE} Hz "
+        f"({decoded_mib:.0f} MiB decoded float32)"
     )
     print(f"energy detector: {n_events} events, wall {wall_s:.1f} s (incl. start-up)")
     print(f"real-time factor: {duration_s / wall_s:.0f}x real time")

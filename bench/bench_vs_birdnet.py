@@ -29,22 +29,27 @@ from pathlib import Path
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
-BIRDNET_PYTHON = Path(os.environ.get("BIOMAE_BIRDNET_PYTHON", REPO / ".peers/birdnet-venv/bin/python"))
+BIRDNET_PYTHON = Path(
+    os.environ.get("BIOMAE_BIRDNET_PYTHON", REPO / ".peers/birdnet-venv/bin/python")
+)
 
 
 def build_model(preset: str, out: Path) -> Path:
     """A detection model of ``preset``'s architecture with random weights (speed only)."""
     import torch
 
-    from biomae.train.finetune import build_model as build, config_from_dict, save_finetuned
+    from biomae.train.finetune import build_model as build
+    from biomae.train.finetune import config_from_dict, save_finetuned
 
-    config = config_from_dict({
-        "data": {"data_dir": str(out), "window_s": 5.12, "batch_size": 16},
-        "model": {"preset": preset},
-        "front_end": {"sample_rate": 32000, "n_fft": 1024, "n_mels": 128},
-        "head": {"task": "detect", "upsample": 8},
-        "train": {"out_dir": str(out)},
-    })
+    config = config_from_dict(
+        {
+            "data": {"data_dir": str(out), "window_s": 5.12, "batch_size": 16},
+            "model": {"preset": preset},
+            "front_end": {"sample_rate": 32000, "n_fft": 1024, "n_mels": 128},
+            "head": {"task": "detect", "upsample": 8},
+            "train": {"out_dir": str(out)},
+        }
+    )
     torch.manual_seed(0)
     path = out / f"untrained_{preset}.safetensors"
     save_finetuned(build(config), config, path, extra={})
@@ -73,8 +78,17 @@ def main() -> None:
     audio, rate = sf.read(flac, dtype="float32")
     sf.write(wav, audio, rate)
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
-    biomae = [sys.executable, "-m", "biomae", "annotate", str(wav), "--quiet", "--overwrite",
-              "--format", "csv"]
+    biomae = [
+        sys.executable,
+        "-m",
+        "biomae",
+        "annotate",
+        str(wav),
+        "--quiet",
+        "--overwrite",
+        "--format",
+        "csv",
+    ]
     results = {}
     results["biomae energy detector"] = timed(biomae + ["--out", str(work / "energy")], env)
     model = args.model or build_model(args.preset, work)
@@ -82,9 +96,18 @@ def main() -> None:
     results[label] = timed(biomae + ["--out", str(work / "model"), "--model", str(model)], env)
     if BIRDNET_PYTHON.exists():
         out = subprocess.run(
-            [str(BIRDNET_PYTHON), str(REPO / "bench/peers/birdnet_predict.py"),
-             str(work / "birdnet.csv"), str(wav), "--workers", "2"],
-            check=True, env=env, capture_output=True, text=True,
+            [
+                str(BIRDNET_PYTHON),
+                str(REPO / "bench/peers/birdnet_predict.py"),
+                str(work / "birdnet.csv"),
+                str(wav),
+                "--workers",
+                "2",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         results["BirdNET V2.4 (TFLite, prediction only)"] = float(
             re.search(r"wall_s=([0-9.]+)", out.stdout).group(1)

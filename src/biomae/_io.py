@@ -18,7 +18,8 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` (atomic on POSIX).
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``
+    (atomic on POSIX).
 
     On any exception (KeyboardInterrupt included) the temporary file is removed and ``path`` is left
     as it was.
@@ -40,7 +41,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; it replaces ``path`` only if the block succeeds."""
+    """Open a temporary file beside ``path`` for writing; it replaces ``path`` only if the block
+    succeeds."""
     if "w" not in mode:
         raise ValueError(f"atomic_open writes only; got mode {mode!r}")
     if "b" not in mode:

@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
-        print("biomae: interrupted; outputs written so far are complete, rerun to resume", file=sys.stderr)
+        print(
+            "biomae: interrupted; outputs written so far are complete, rerun to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -7,8 +7,8 @@ patches (all frequency patches), a ``(D,)`` float32 vector:
 
 - window level: each recording streams in windows of ``window_s`` every ``hop_s`` (integer sample
   offsets), one row per window;
-- event level: for each event of a table, the window of ``window_s`` centred on the event (clipped to
-  the recording), pooled over the time patches the event overlaps.
+- event level: for each event of a table, the window of ``window_s`` centred on the event (clipped
+  to the recording), pooled over the time patches the event overlaps.
 
 Tables are Parquet: ``recording, start_s, end_s, label, embedding`` (a list of float32), with the
 model path and dimension in the file's metadata. Search ranks rows by cosine similarity.
@@ -209,7 +209,8 @@ def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, dict]:
 
 
 def search(query: np.ndarray, matrix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and cosine similarities of the ``k`` rows of ``matrix`` (N, D) nearest ``query`` (D,)."""
+    """Indices and cosine similarities of the ``k`` rows of ``matrix`` (N, D) nearest
+    ``query`` (D,)."""
     q = query / (np.linalg.norm(query) + 1e-12)
     m = matrix / (np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12)
     similarity = m @ q  # (N,)

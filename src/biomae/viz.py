@@ -1,5 +1,5 @@
-"""Pictures of recordings with their events: a spectrogram with every call numbered, a green bar at its
-start and a red bar at its end, and its frequency box outlined (the seed paper's Figure 3).
+"""Pictures of recordings with their events: a spectrogram with every call numbered, a green bar at
+its start and a red bar at its end, and its frequency box outlined (the seed paper's Figure 3).
 
 matplotlib is imported lazily (Agg backend), so ``import biomae`` stays light.
 """
@@ -18,7 +18,8 @@ from biomae._io import atomic_path
 def spectrogram_db(
     audio: np.ndarray, sample_rate: int, n_fft: int | None = None, hop_s: float = 0.005
 ):
-    """Power spectrogram in dB for display: ((n_bins, n_frames) array, frame times s, bin freqs Hz)."""
+    """Power spectrogram in dB for display:
+    ((n_bins, n_frames) array, frame times s, bin freqs Hz)."""
     import torch
 
     hop = max(1, round(hop_s * sample_rate))
@@ -135,7 +136,8 @@ def plot_recording_pages(
 ) -> list[Path]:
     """Pictures of a whole recording, one PNG per page of ``page_s`` seconds (read page by page).
 
-    Events are numbered 1..n over the whole recording in start order, so page numbers match the table.
+    Events are numbered 1..n over the whole recording in start order, so page numbers match the
+    table.
     Files: ``{out_stem}.png`` for a single page, else ``{out_stem}.page001.png`` …
     """
     from biomae import audio as audio_io

@@ -14,7 +14,8 @@ Reading:
   ``recording``, else the table's name without ``.Table.1.selections.txt`` / ``.selections.txt``.
   A table over several files without ``File Offset (s)`` is refused (its times run over all files).
 - ``Score`` (or BirdNET's ``Confidence``), ``Taxon``, ``Individual``, ``Call Type``, ``Source``
-  columns fill those fields; other columns are kept as extra columns. An empty table (header only) gives an empty event table.
+  columns fill those fields; other columns are kept as extra columns. An empty table (header only)
+  gives an empty event table.
   Cells are stripped of surrounding blanks (labels included); CRLF line ends are fine.
 
 Writing (columns Selection, View, Channel, Begin Time (s), End Time (s), Low Freq (Hz),

@@ -1,4 +1,5 @@
-"""``biomae embed PATH... --model M --out embeddings.parquet``: window- or event-level embeddings."""
+"""``biomae embed PATH... --model M --out embeddings.parquet``: window- or event-level
+embeddings."""
 
 from __future__ import annotations
 

@@ -1,17 +1,18 @@
 """The energy detector: band-limited spectrogram energy against an adaptive noise floor.
 
-The always-available baseline, and the detector of ``biomae annotate --detector energy``. It needs no
-model and works at any sample rate, ultrasonic bat recordings included. Per recording:
+The always-available baseline, and the detector of ``biomae annotate --detector energy``. It needs
+no model and works at any sample rate, ultrasonic bat recordings included. Per recording:
 
-1. Stream the audio in blocks of ``block_s`` with ``context_s`` of extra audio on each side (memory is
-   bounded whatever the length); blocks start at multiples of the hop, so frame ``j`` of every block is
-   a global frame index and times are ``frame * hop_samples / sample_rate`` — never accumulated floats.
+1. Stream the audio in blocks of ``block_s`` with ``context_s`` of extra audio on each side (memory
+   is bounded whatever the length); blocks start at multiples of the hop, so frame ``j`` of every
+   block is a global frame index and times are ``frame * hop_samples / sample_rate`` — never
+   accumulated floats.
 2. Power spectrogram (Hann window, ``n_fft`` samples, hop ``hop_s``) → energy inside
    ``[low_hz, high_hz]`` per frame, in dB.
 3. Adaptive noise floor: a running ``noise_quantile`` of the band energy over ``noise_window_s``.
-4. Hysteresis: an event starts where the excess over the floor rises above ``on_db`` and lasts while it
-   stays above ``off_db``; segments closer than ``merge_gap_s`` are merged, then those shorter than
-   ``min_duration_s`` dropped (after merging across block boundaries).
+4. Hysteresis: an event starts where the excess over the floor rises above ``on_db`` and lasts
+   while it stays above ``off_db``; segments closer than ``merge_gap_s`` are merged, then those
+   shorter than ``min_duration_s`` dropped (after merging across block boundaries).
 5. A frequency box per event: the band between the ``box_quantile`` and ``1 - box_quantile``
    quantiles of the event's per-bin excess over the noise spectrum (in dB, less ``on_db``; the
    event's spectrum is the 80th percentile over its frames, so brief broadband clicks don't count),
@@ -38,8 +39,8 @@ ULTRASONIC_RATE = 100_000  # above this sample rate, "auto" settings assume bat-
 class EnergyDetectorConfig:
     """Settings of the energy detector. ``None`` means "auto", chosen from the sample rate.
 
-    Auto values: below 100 kHz, ``hop_s`` 10 ms, ``n_fft`` the power of two ≥ one hop, ``low_hz`` 150 Hz,
-    ``min_duration_s`` 30 ms; above (bat detectors), ``hop_s`` 0.5 ms, ``low_hz`` 15 kHz,
+    Auto values: below 100 kHz, ``hop_s`` 10 ms, ``n_fft`` the power of two ≥ one hop, ``low_hz``
+    150 Hz, ``min_duration_s`` 30 ms; above (bat detectors), ``hop_s`` 0.5 ms, ``low_hz`` 15 kHz,
     ``min_duration_s`` 1 ms, ``merge_gap_s`` 2 ms.
     """
 
@@ -72,7 +73,8 @@ class EnergyDetectorConfig:
             raise ValueError(f"high_hz ({self.high_hz}) must exceed low_hz ({self.low_hz})")
 
     def resolved(self, sample_rate: int) -> EnergyDetectorConfig:
-        """A copy with every auto setting fixed for ``sample_rate``; checks the band against Nyquist."""
+        """A copy with every auto setting fixed for ``sample_rate``; checks the band against
+        Nyquist."""
         ultrasonic = sample_rate > ULTRASONIC_RATE
         nyquist_hz = sample_rate / 2
         hop_s = self.hop_s or (0.0005 if ultrasonic else 0.01)
@@ -106,7 +108,8 @@ class EnergyDetectorConfig:
 
 
 class EnergyDetector:
-    """Find events in a recording by band energy. ``detect_file`` streams; ``detect`` takes an array."""
+    """Find events in a recording by band energy. ``detect_file`` streams; ``detect`` takes an
+    array."""
 
     name = "energy"
 
