@@ -45,7 +45,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--regions", type=Path, help="CSV 'recording,start_s,end_s' of annotated spans")
     p.add_argument("--out", type=Path, help="output folder")
     p.add_argument("--model", help="score a model on a benchmark suite instead of tables")
-    p.add_argument("--suite", help="benchmark suite for --model")
+    p.add_argument("--suite", help="benchmark suite for --model: dev, synth, seed, embeddings")
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        help="suite data: seed = folder of datasets; dev/synth/embeddings = the shared data folder",
+    )
+    p.add_argument("--max-recordings", type=int, help="score at most N recordings (dev/synth/seed)")
+    p.add_argument("--split", help="dev suite: test (default), val, train or all")
     p.set_defaults(run=run)
 
 
@@ -71,7 +78,13 @@ def _run_suite(args) -> int:
         print("biomae evaluate: --model needs --suite and --out", file=sys.stderr)
         return 2
     benchmarks = importlib.import_module("biomae.evaluate.benchmarks")
-    return int(benchmarks.run(model=args.model, suite=args.suite, out_dir=args.out) or 0)
+    names = (
+        ("data_root", args.data_root),
+        ("max_recordings", args.max_recordings),
+        ("split", args.split),
+    )
+    options = {k: v for k, v in names if v is not None}
+    return int(benchmarks.run(model=args.model, suite=args.suite, out_dir=args.out, **options) or 0)
 
 
 def run(args: argparse.Namespace) -> int:
