@@ -1,0 +1,241 @@
+"""Shared training pieces: optimizer, LR schedule, checkpoints, RNG state, encoder export.
+
+* :func:`build_optimizer` — AdamW; weight decay only on matrices (not on norms, biases, position
+  embeddings or mask / cls tokens).
+* :func:`lr_at` — linear warmup then cosine decay, a pure function of the step.
+* :func:`save_checkpoint` / :func:`load_checkpoint` — one ``.pt`` file written atomically
+  (temp file, then ``os.replace``) holding plain data only (tensors, numbers, strings, lists,
+  dicts), so it is read back with ``torch.load(weights_only=True)``. Contents: ``model`` and
+  ``optimizer`` state (full, keyed by parameter name), ``step``, ``data`` (the data iterator's
+  position), ``rng`` (python, numpy, torch, cuda), ``metrics`` (counters of the loop) and
+  ``config`` (JSON string).
+* :func:`export_encoder` / :func:`load_encoder` — the encoder's weights as safetensors with its
+  ``ViTConfig`` as JSON in the metadata; loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from biomae._io import atomic_path
+
+CHECKPOINT_FORMAT = "biomae-pretrain-checkpoint/1"
+ENCODER_FORMAT = "biomae-encoder/1"
+# Parameter-name fragments that never get weight decay (besides every tensor with ndim < 2).
+NO_DECAY_NAMES = ("pos_embed", "pos_emb", "mask_token", "cls_token", "norm")
+# Wrapper prefixes that may appear in parameter names (compile, activation checkpointing, DDP).
+WRAPPER_PREFIXES = ("_orig_mod.", "_checkpoint_wrapped_module.", "module.")
+
+
+def build_optimizer(
+    model: nn.Module, lr: float, betas: tuple[float, float], weight_decay: float
+) -> torch.optim.AdamW:
+    """AdamW with two groups: decayed matrices and undecayed norms / biases / tokens.
+
+    Args:
+        model: the (possibly wrapped or sharded) model; only trainable parameters are used.
+        lr: initial learning rate (the loop sets it every step from :func:`lr_at`).
+        betas: AdamW betas.
+        weight_decay: decoupled weight decay of the first group.
+    """
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        skip = param.ndim < 2 or any(part in name for part in NO_DECAY_NAMES)
+        (no_decay if skip else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+def lr_at(step: int, lr: float, warmup_steps: int, max_steps: int, min_lr: float) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warmup, then cosine to ``min_lr``.
+
+    ``lr_at(0) = lr / warmup_steps`` (never 0, so the first step moves), ``lr`` at the end of
+    warmup, ``min_lr`` from ``max_steps`` on.
+    """
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if step >= max_steps:
+        return min_lr
+    progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and CUDA) global RNG states as plain data."""
+    version, mt_state, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "python": [version, list(mt_state), gauss],
+        "numpy": [
+            np_name,
+            torch.from_numpy(np_keys.astype(np.int64)),
+            np_pos,
+            np_has_gauss,
+            np_gauss,
+        ],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the states saved by :func:`rng_state`."""
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
+    np.random.set_state(
+        (np_name, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss)
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model_state: dict[str, torch.Tensor],
+    optim_state: dict[str, Any],
+    step: int,
+    data_state: dict[str, int],
+    config_json: str,
+    metrics: dict[str, float] | None = None,
+) -> Path:
+    """Write a resumable checkpoint atomically (a crash mid-write leaves the old one intact).
+
+    Args:
+        path: destination ``.pt`` file.
+        model_state: full model state dict (``distributed.full_state_dicts``).
+        optim_state: full optimizer state dict keyed by parameter name.
+        step: number of optimizer steps completed.
+        data_state: the data iterator's position, e.g. ``{"seed": 0, "micro_batches": 120}``.
+        config_json: the run's config as JSON (``config_to_json``).
+        metrics: counters of the loop (e.g. consecutive bad steps), plain floats.
+    """
+    path = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model": {_strip(k): v for k, v in model_state.items()},
+        "optimizer": optim_state,
+        "step": int(step),
+        "data": {k: int(v) for k, v in data_state.items()},
+        "rng": rng_state(),
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        "config": config_json,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no unpickling).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not a biomae pretraining checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} file")
+    return payload
+
+
+def _strip(name: str) -> str:
+    """Remove wrapper prefixes (``_orig_mod.``, ``module.`` …) from a parameter name."""
+    for prefix in WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+def export_encoder(checkpoint: str | os.PathLike | dict, path: str | os.PathLike) -> Path:
+    """Write the encoder of a pretraining checkpoint to ``path`` (safetensors, atomically).
+
+    The ``ViTConfig`` is stored as JSON under the metadata key ``config``; the full run config under
+    ``run_config`` and the step under ``step``.
+
+    Args:
+        checkpoint: a checkpoint path or the dict returned by :func:`load_checkpoint`.
+        path: destination ``.safetensors`` file.
+    """
+    from safetensors.torch import save_file
+
+    from biomae.train.config import config_from_dict
+
+    payload = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
+    run_config = json.loads(payload["config"])
+    vit_config = config_from_dict(run_config).model.build_config().encoder
+    tensors = {
+        name.removeprefix("encoder."): tensor.detach().to("cpu").contiguous().clone()
+        for name, tensor in payload["model"].items()
+        if name.startswith("encoder.")
+    }
+    if not tensors:
+        raise ValueError("checkpoint holds no 'encoder.*' weights to export")
+    metadata = {
+        "format": ENCODER_FORMAT,
+        "config": json.dumps(_plain(vit_config), sort_keys=True),
+        "run_config": payload["config"],
+        "step": str(payload["step"]),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def _plain(config) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(config)
+
+
+def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Load an encoder exported by :func:`export_encoder` (safetensors only; nothing unpickled).
+
+    Returns:
+        ``(encoder, vit_config)`` with the encoder in eval mode on ``device``.
+
+    Raises:
+        ValueError: the file is not a biomae encoder or its weights do not match its config.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from biomae.models.vit import Encoder, ViTConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder file {path} not found")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if metadata.get("format") != ENCODER_FORMAT:
+        raise ValueError(
+            f"{path}: metadata format is {metadata.get('format')!r}, not {ENCODER_FORMAT}"
+        )
+    config = ViTConfig(**json.loads(metadata["config"]))
+    encoder = Encoder(config)
+    missing, unexpected = encoder.load_state_dict(load_file(str(path)), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: weights do not match its config: missing {missing}, unexpected {unexpected}"
+        )
+    return encoder.to(device).eval(), config
