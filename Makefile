@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_CPU := torch==2.13.0
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo test test-fast bench lint clean starter-model
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: setup
 
 test-fast: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q -m "not slow and not distributed"
+
+# The class-agnostic starter detector from ../shared/data (issue 9): ~45-60 min on 2 cores, seed 0.
+starter-model: setup
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/starter_model.py --out models/starter --seed 0 --budget-min 90
 
 lint:
 	$(BIN)/ruff check src tests bench && $(BIN)/ruff format --check src tests bench

@@ -1,0 +1,229 @@
+"""Build the biomae starter model (issue 9) from /work/shared/data: see :mod:`biomae.starter`.
+
+    OMP_NUM_THREADS=1 python scripts/starter_model.py --out models/starter --seed 0 \
+        [--budget-min 90] [--smoke] [--data /work/shared/data]
+
+Each stage prints its time and is skipped when its output exists (rerun to resume). ``--smoke``
+runs a few steps of each stage on a handful of files (checks the pipeline, not the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pandas as pd  # noqa: E402
+
+from biomae import starter  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE_FILES = {"pretrain": 8, "train": 4, "test": 1}  # per source, smoke runs only
+SMOKE_SPECIES_FILES = 2
+
+
+def _toml(path: Path) -> dict:
+    import tomllib
+
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def _smoke_subset(files: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Keep a few recordings per source and use (by split coin), all other rows ``excluded``."""
+    files = files.copy()
+    unit = files["file"].map(lambda f: starter.split_unit(seed, f))
+    for (use, _), group in files.groupby(["use", "source"]):
+        if use in SMOKE_FILES:
+            drop = unit[group.index].sort_values().index[SMOKE_FILES[use] :]
+            files.loc[drop, "use"] = "excluded"
+    return files
+
+
+def stage_pretrain(files: pd.DataFrame, work: Path, args, cap_s: float) -> dict:
+    import glob
+
+    from biomae.train.config import config_from_dict
+    from biomae.train.pretrain import pretrain
+
+    raw = _toml(REPO / "configs" / "starter_pretrain.toml")
+    keep = files["use"].isin(["pretrain", "train"])
+    raw["data"]["audio_globs"] = [glob.escape(str(args.data / f)) for f in files["file"][keep]]
+    raw["train"].update(out_dir=str(work / "pretrain"), seed=args.seed, time_budget_s=cap_s)
+    if args.pretrain_steps:
+        raw["optim"]["max_steps"] = args.pretrain_steps
+    if args.smoke:
+        raw["optim"].update(max_steps=3, warmup_steps=1)
+        raw["data"].update(batch_size=4, n_eval_windows=4)
+        raw["train"].update(eval_every=0, ckpt_every=0, log_every=1)
+    result = pretrain(config_from_dict(raw, "configs/starter_pretrain.toml"), progress=False)
+    return {"steps": result["step"], "max_steps": raw["optim"]["max_steps"], "eval": result["eval"]}
+
+
+def stage_labelled(files: pd.DataFrame, work: Path, args) -> dict:
+    from biomae.datasets.synth import SynthConfig, write_soundscapes
+
+    out = {}
+    for side in ("train", "test"):
+        chosen = files[files["use"] == side]
+        events = starter.index_events(args.data, chosen)
+        out[side] = starter.write_tables(args.data, chosen, events, work / "labelled" / side)
+        if side == "train":
+            events_csv = work / "train_events.csv"
+            index = pd.read_csv(args.data / "index" / "events.csv")
+            index[index["file"].isin(set(chosen["file"]))].to_csv(events_csv, index=False)
+    backgrounds = [str(args.data / f) for f in files["file"][files["use"] == "pretrain"]]
+    n, duration_s = (2, 10.0) if args.smoke else (40, 30.0)
+    config = SynthConfig(
+        duration_s=duration_s,
+        density_per_min=40.0,
+        snr_db=(-5.0, 20.0),
+        events_path=str(events_csv),
+        audio_root=str(args.data),
+        backgrounds=tuple(backgrounds),
+        max_snippets=50 if args.smoke else 1500,
+        max_backgrounds=4 if args.smoke else 60,
+    )
+    manifest = json.loads(
+        write_soundscapes(config, work / "labelled" / "train" / "synth", n, args.seed).read_text()
+    )
+    out["synth_soundscapes"], out["synth_calls"] = n, sum(f["n_placed"] for f in manifest["files"])
+    out["synth_hours"] = round(n * duration_s / 3600, 3)
+    return out
+
+
+def stage_finetune(work: Path, args, cap_s: float) -> dict:
+    from biomae.train.finetune import config_from_dict, finetune
+
+    raw = _toml(REPO / "configs" / "starter_finetune.toml")
+    raw["data"]["data_dir"] = str((work / "labelled" / "train").resolve())
+    raw["finetune"]["init"] = str(work / "pretrain" / "encoder.safetensors")
+    raw["train"].update(out_dir=str(work / "finetune"), seed=args.seed, time_budget_s=cap_s)
+    if args.finetune_steps:
+        raw["optim"]["max_steps"] = args.finetune_steps
+    if args.smoke:
+        raw["optim"].update(max_steps=3, warmup_steps=1)
+        raw["data"].update(batch_size=4, val_fraction=0.3)
+        raw["train"].update(eval_every=0, ckpt_every=0, log_every=1)
+    result = finetune(config_from_dict(raw, "configs/starter_finetune.toml"))
+    return {
+        "steps": result["step"],
+        "max_steps": raw["optim"]["max_steps"],
+        "best_val_f1": result["best_score"],
+    }
+
+
+def _scores(pred: pd.DataFrame, ref: pd.DataFrame) -> dict:
+    from biomae.evaluate.metrics import MatchConfig, event_f1
+
+    overall = event_f1(pred, ref, MatchConfig(iou_threshold=0.3)).overall.as_dict()
+    values = {k: float(overall[k]) for k in overall}  # precision is NaN without predictions
+    return {k: (round(v, 4) if v == v else None) for k, v in values.items()} | {"n_ref": len(ref)}
+
+
+def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
+    from biomae.annotations.schema import concat_events
+    from biomae.detectors.energy import EnergyDetector
+    from biomae.infer import InferConfig, ModelDetector
+
+    model = ModelDetector(work / "finetune" / "best.safetensors", InferConfig(device="cpu"))
+    detectors = {"starter": model, "energy": EnergyDetector()}
+    unseen = files[(files["use"] == "eval-only") & (files["taxon"] == starter.UNSEEN_SPECIES)]
+    if args.smoke:
+        unseen = unseen.head(SMOKE_SPECIES_FILES)
+    sets = {
+        "held-out": (files[files["use"] == "test"], work / "labelled" / "test"),
+        "unseen species (zebra finch)": (unseen, args.data),
+    }
+    metrics = {}
+    for name, (chosen, root) in sets.items():
+        ref = starter.index_events(args.data, chosen)
+        metrics[name] = {}
+        for det_name, det in detectors.items():
+            pred = concat_events(det.detect_file(root / f, recording=f) for f in chosen["file"])
+            metrics[name][det_name] = _scores(pred, ref)
+            print(f"starter: {name}: {det_name}: {metrics[name][det_name]}", flush=True)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget-min", type=float, default=90.0, help="training time caps")
+    parser.add_argument("--smoke", action="store_true", help="a few steps per stage")
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--pretrain-steps", type=int, default=0, help="0 = the config's")
+    parser.add_argument("--finetune-steps", type=int, default=0, help="0 = the config's")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    args.data, work = args.data.resolve(), (args.out / "work").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    state_path = work / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"timings_s": {}}
+    timings = state["timings_s"]
+
+    def save() -> None:
+        from biomae._io import atomic_write_text
+
+        atomic_write_text(state_path, json.dumps(state, indent=2, default=str) + "\n")
+
+    inv_path = work / "inventory.csv"
+    if not inv_path.exists():
+        files = starter._timed(
+            "inventory", timings, starter.inventory, args.data, args.seed, args.test_fraction
+        )
+        files = _smoke_subset(files, args.seed) if args.smoke else files
+        files.to_csv(inv_path, index=False)
+    files = pd.read_csv(inv_path, keep_default_na=False)
+    budget_s = args.budget_min * 60
+    for name, fn, fn_args in (
+        ("pretrain", stage_pretrain, (files, work, args, 0.5 * budget_s)),
+        ("labelled", stage_labelled, (files, work, args)),
+        ("finetune", stage_finetune, (work, args, 0.4 * budget_s)),
+        ("evaluate", stage_evaluate, (files, work, args)),
+    ):
+        if name not in state:
+            state[name] = starter._timed(name, timings, fn, *fn_args)
+            save()
+        else:
+            print(f"starter: stage {name}: done before, skipped", flush=True)
+    capped = [s for s in ("pretrain", "finetune") if state[s]["steps"] < state[s]["max_steps"]]
+    size = starter.copy_model(
+        work / "finetune" / "best.safetensors", args.out / "starter.safetensors"
+    )
+    events = starter.index_events(args.data, files)
+    info = {
+        "seed": args.seed,
+        "smoke": args.smoke,
+        "summary": starter.data_summary(files, events).to_dict("records"),
+        "test_files": sorted(files["file"][files["use"] == "test"]),
+        "recipe": {
+            "pretrain_steps": state["pretrain"]["steps"],
+            "finetune_steps": state["finetune"]["steps"],
+            "capped": capped,
+            "synth": {k: v for k, v in state["labelled"].items() if k.startswith("synth")},
+        },
+        "metrics": state["evaluate"],
+        "timings_s": timings,
+        "size_bytes": size,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    }
+    from biomae._io import atomic_write_text
+
+    atomic_write_text(args.out / "MODEL_CARD.md", starter.model_card(info))
+    atomic_write_text(args.out / "run.json", json.dumps(info, indent=2, default=str) + "\n")
+    total = sum(timings.values())
+    print(f"starter: {args.out}/starter.safetensors ({size / 2**20:.1f} MB), {total:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
