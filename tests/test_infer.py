@@ -168,3 +168,30 @@ def test_onset_offset_channels_reach_the_decoder(tmp_path, recording):
     events = detector.detect_file(recording)  # refinement needs the onset/offset channels
     validate_events(events, sample_rate=16000, duration_s=5.0077)
     assert len(events) >= 1
+
+
+def test_annotate_uses_the_installed_starter_model_by_default(
+    tiny_detect_model, recording, tmp_path, monkeypatch
+):
+    import json
+
+    monkeypatch.setenv("BIOMAE_STARTER_MODEL", str(tiny_detect_model))
+    assert main(["annotate", str(recording), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["detector"]["detector"] == "model"
+    assert (
+        main(
+            [
+                "annotate",
+                str(recording),
+                "--out",
+                str(tmp_path / "b"),
+                "--quiet",
+                "--detector",
+                "energy",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["detector"]["detector"] == "energy"
+    monkeypatch.setenv("BIOMAE_STARTER_MODEL", str(tmp_path / "missing.safetensors"))
+    assert main(["annotate", str(recording), "--out", str(tmp_path / "c"), "--quiet"]) == 2

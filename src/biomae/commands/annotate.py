@@ -23,9 +23,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--detector",
-        default="energy",
-        choices=["energy"],
-        help="energy: band energy above an adaptive noise floor (used without --model)",
+        default="auto",
+        choices=["auto", "energy"],
+        help="without --model: auto = the starter model when one is installed "
+        "($BIOMAE_STARTER_MODEL or the packaged one), else energy (band energy above an "
+        "adaptive noise floor)",
     )
     p.add_argument(
         "--model",
@@ -89,11 +91,16 @@ def run(args: argparse.Namespace) -> int:
             page_s=args.page_s,
             progress=not args.quiet,
         )
-        if args.model:
+        model_path = args.model
+        if model_path is None and args.detector == "auto":
+            from biomae.starter import default_model
+
+            model_path = default_model()
+        if model_path:
             from biomae.infer import InferConfig, ModelDetector
 
             detector = ModelDetector(
-                args.model,
+                model_path,
                 InferConfig(
                     overlap=args.overlap,
                     batch_size=args.batch_size,
