@@ -1,7 +1,7 @@
-"""Build the biomae starter model (issue 9) from /work/shared/data: see :mod:`biomae.starter`.
+"""Build the biomae starter model (issue 9) from ../shared/data: see :mod:`biomae.starter`.
 
     OMP_NUM_THREADS=1 python scripts/starter_model.py --out models/starter --seed 0 \
-        [--budget-min 90] [--smoke] [--data /work/shared/data]
+        [--budget-min 90] [--smoke] [--data ../shared/data]
 
 Each stage prints its time and is skipped when its output exists (rerun to resume). ``--smoke``
 runs a few steps of each stage on a handful of files (checks the pipeline, not the model).
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget-min", type=float, default=90.0, help="training time caps")
     parser.add_argument("--smoke", action="store_true", help="a few steps per stage")
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--pretrain-steps", type=int, default=0, help="0 = the config's")
     parser.add_argument("--finetune-steps", type=int, default=0, help="0 = the config's")

@@ -214,7 +214,7 @@ frequency box of each call, without saying which animal. Load it with `biomae an
 starter.safetensors` or `biomae.infer.ModelDetector`. Reproduce it with `make starter-model`
 (seed {info["seed"]}).
 
-## Training data (only /work/shared/data, permissive licenses only)
+## Training data (only ../shared/data, permissive licenses only)
 
 Hours per use: {json.dumps(hours)}. `pretrain`: unlabeled MAE audio; `train`: annotated, used for
 fine-tuning (and cut into synthetic soundscapes on `pretrain` backgrounds); `test`: held out by
