@@ -32,7 +32,7 @@ starter-model: setup
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/starter_model.py --out models/starter --seed 0 --budget-min 90
 
 lint:
-	$(BIN)/ruff check src tests bench && $(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts && $(BIN)/ruff format --check src tests bench scripts
 
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -1,6 +1,6 @@
 """Does pretraining help? Fine-tune the starter recipe's detector from scratch and compare.
 
-Takes a starter-model work folder (``scripts/starter_model.py --out DIR`` leaves ``DIR/work``), fine-tunes
+Takes a starter-model run (``scripts/starter_model.py --out DIR`` leaves ``DIR/work``), fine-tunes
 the same architecture with the same data, config and steps but a random encoder (``finetune.init =
 "none"``), and prints event F1 (IoU >= 0.3) on the held-out recordings for: the detector fine-tuned
 from the pretrained encoder, the one trained from scratch, and the energy detector.
