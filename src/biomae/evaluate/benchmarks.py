@@ -376,7 +376,9 @@ def run_synth(
     data_root = Path(data_root)
     sources, _ = dev_recordings(data_root, seed=seed)
     index = pd.read_csv(data_root / "index" / "events.csv", dtype=str, keep_default_na=False)
-    index = index[[str(data_root / f) in set(sources["path"]) for f in index["file"]]]
+    # compare resolved paths: the adapter resolves symlinks (e.g. a linked shared/ folder)
+    test_paths = {str(Path(p).resolve()) for p in sources["path"]}
+    index = index[[str((data_root / f).resolve()) in test_paths for f in index["file"]]]
     work = out_dir / "soundscapes"
     work.mkdir(parents=True, exist_ok=True)
     with atomic_open(work / "source_events.csv") as handle:
