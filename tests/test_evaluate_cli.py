@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 
@@ -202,15 +201,6 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     )
     assert "iou_threshold=0.0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("biomae.evaluate.benchmarks") is not None,
-    reason="benchmark suites exist: the hook hands over to them",
-)
-def test_model_hook_without_suites_says_so(tmp_path, capsys):
-    assert main(["evaluate", "--model", "tiny", "--suite", "beans", "--out", str(tmp_path)]) == 2
-    assert "benchmark suites" in capsys.readouterr().err
 
 
 def test_metrics_csv_has_integer_counts_and_nan_free_json(tmp_path):

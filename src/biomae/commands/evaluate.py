@@ -10,7 +10,6 @@ suites of ``biomae.evaluate.benchmarks`` (its ``run(model=, suite=, out_dir=) ->
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -67,17 +66,11 @@ def _options(items: list[str]) -> dict[str, str]:
 
 
 def _run_suite(args) -> int:
-    if importlib.util.find_spec("biomae.evaluate.benchmarks") is None:
-        print(
-            "biomae evaluate: --model needs the benchmark suites (biomae.evaluate.benchmarks), "
-            "which this install does not have yet; score tables with --pred/--ref instead",
-            file=sys.stderr,
-        )
-        return 2
     if not args.suite or not args.out:
         print("biomae evaluate: --model needs --suite and --out", file=sys.stderr)
         return 2
-    benchmarks = importlib.import_module("biomae.evaluate.benchmarks")
+    from biomae.evaluate import benchmarks
+
     names = (
         ("data_root", args.data_root),
         ("max_recordings", args.max_recordings),
