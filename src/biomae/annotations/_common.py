@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +148,15 @@ def finish_events(
 def canonical_only(events: pd.DataFrame) -> pd.DataFrame:
     """The canonical columns of a table (extras dropped), for writers and comparisons."""
     return events.loc[:, list(EVENT_COLUMNS)]
+
+
+def csv_records(reader, header: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line, cells)`` for each non-blank row of a ``csv.reader`` whose header row was read:
+    ``line`` is the file line the row starts on (1-based; quoted fields may span lines), ``cells``
+    the stripped fields by column name."""
+    previous = 1
+    for fields in reader:
+        number, previous = previous + 1, reader.line_num
+        if not any(f.strip() for f in fields):
+            continue
+        yield number, dict(zip(header, (f.strip() for f in fields), strict=False))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import finish_events, parse_float, read_text
+from biomae.annotations._common import csv_records, finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
 
 DEFAULT_WIDTH_S = 0.15
@@ -64,12 +64,7 @@ def read(
         raise EventTableError(f"{where}:1: no 'Time (s)' column in {header}")
     label_column = next((c for c in LABEL_COLUMNS if c in header), None)
     rows, lines, problems = [], [], {}
-    previous = 1
-    for fields in reader:
-        number, previous = previous + 1, reader.line_num
-        if not any(f.strip() for f in fields):
-            continue
-        cells = dict(zip(header, (f.strip() for f in fields), strict=False))
+    for number, cells in csv_records(reader, header):
         row = {"label": cells.get(label_column, "") if label_column else label}
         try:
             time_s = parse_float(cells.get("Time (s)", ""), "Time (s)")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import finish_events, parse_float, read_text
+from biomae.annotations._common import csv_records, finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
 
 FILE_COLUMNS = ("filename", "file", "path", "recording", "fname")
@@ -74,12 +74,7 @@ def read(
         if column is None or column not in header:
             raise EventTableError(f"{where}:1: no {what} column ({column!r}) in {header}")
     rows, lines, problems = [], [], {}
-    previous = 1
-    for fields in reader:
-        number, previous = previous + 1, reader.line_num
-        if not any(f.strip() for f in fields):
-            continue
-        cells = dict(zip(header, (f.strip() for f in fields), strict=False))
+    for number, cells in csv_records(reader, header):
         name = cells.get(file_col, "")
         row = {h: v for h, v in cells.items() if h not in (file_col, label_col, "duration_s")}
         row |= {"recording": name, "label": cells.get(label_col, ""), "start_s": 0.0}

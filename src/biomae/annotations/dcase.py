@@ -24,7 +24,13 @@ from pathlib import Path
 import pandas as pd
 
 from biomae._io import atomic_open
-from biomae.annotations._common import finish_events, format_float, parse_float, read_text
+from biomae.annotations._common import (
+    csv_records,
+    finish_events,
+    format_float,
+    parse_float,
+    read_text,
+)
 from biomae.annotations.schema import EventTableError, validate_events
 
 SUFFIX = ".csv"
@@ -46,12 +52,7 @@ def read(path: str | Path, *, lenient: bool = False) -> pd.DataFrame:
         raise EventTableError(f"{where}:1: header must start with {','.join(FIXED)}, got {header}")
     classes = [h for h in header[3:] if h]
     rows, lines, unparsed = [], [], []
-    previous = 1
-    for fields in reader:
-        number, previous = previous + 1, reader.line_num
-        if not any(f.strip() for f in fields):
-            continue
-        cells = dict(zip(header, (f.strip() for f in fields), strict=False))
+    for number, cells in csv_records(reader, header):
         try:
             start_s = parse_float(cells.get("Starttime", ""), "Starttime")
             end_s = parse_float(cells.get("Endtime", ""), "Endtime")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import finish_events, parse_float, read_text
+from biomae.annotations._common import csv_records, finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
 
 COLUMNS = ("recording_id", "species_id", "songtype_id", "t_min", "f_min", "t_max", "f_max")
@@ -53,12 +53,7 @@ def read(
     if missing:
         raise EventTableError(f"{where}:1: missing column(s) {missing}; header is {header}")
     rows, lines, problems = [], [], {}
-    previous = 1
-    for fields in reader:
-        number, previous = previous + 1, reader.line_num
-        if not any(f.strip() for f in fields):
-            continue
-        cells = dict(zip(header, (f.strip() for f in fields), strict=False))
+    for number, cells in csv_records(reader, header):
         row = {"recording": cells.get("recording_id", ""), "label": cells.get("species_id", "")}
         row["call_type"] = cells.get("songtype_id", "")
         for column, name in _NUMBERS.items():
