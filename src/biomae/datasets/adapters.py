@@ -15,7 +15,7 @@ from biomae.datasets.layouts import (
     paired_files,
     parent_name,
 )
-from biomae.datasets.registry import DatasetAdapter, register
+from biomae.datasets.registry import DatasetAdapter, register, register_layout
 
 RAVEN_SUFFIXES = (".Table.1.selections.txt", ".selections.txt")
 BENGALESE_FINCH = "Lonchura striata domestica"
@@ -140,21 +140,11 @@ ROOT/
 
 def _raven_dataset(name: str, title: str, citation: str, license: str, taxa: str, url: str,
                    note: str, annotation: str = "full") -> None:  # fmt: skip
-    register(
-        DatasetAdapter(
-            name=name,
-            title=title,
-            citation=citation,
-            license=license,
-            taxa=taxa,
-            url=url,
-            annotation_format="raven",
-            layout=RAVEN_LAYOUT,
-            task="detection",
-            convert=paired_files("raven", RAVEN_SUFFIXES, RAVEN_LAYOUT, annotation=annotation),
-            note=note,
-        )
-    )
+    register_layout(
+        name, title, citation, license, taxa, url, note,
+        annotation_format="raven", layout=RAVEN_LAYOUT, task="detection",
+        convert=paired_files("raven", RAVEN_SUFFIXES, RAVEN_LAYOUT, annotation=annotation),
+    )  # fmt: skip
 
 
 _raven_dataset(

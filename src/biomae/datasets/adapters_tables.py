@@ -17,7 +17,7 @@ from biomae.datasets.layouts import (
     paired_files,
     unlabeled,
 )
-from biomae.datasets.registry import DatasetAdapter, LayoutError, register
+from biomae.datasets.registry import DatasetAdapter, LayoutError, register, register_layout
 
 # ---- detection from one table ----------------------------------------------------------------
 
@@ -168,21 +168,11 @@ ROOT/
 
 def _csv_dataset(name: str, title: str, citation: str, license: str, taxa: str, url: str,
                  note: str, taxon: str = "") -> None:  # fmt: skip
-    register(
-        DatasetAdapter(
-            name=name,
-            title=title,
-            citation=citation,
-            license=license,
-            taxa=taxa,
-            url=url,
-            annotation_format="csv",
-            layout=ONSET_CSV_LAYOUT,
-            task="detection",
-            convert=paired_files("csv", (".csv",), ONSET_CSV_LAYOUT, taxon=taxon),
-            note=note,
-        )
-    )
+    register_layout(
+        name, title, citation, license, taxa, url, note,
+        annotation_format="csv", layout=ONSET_CSV_LAYOUT, task="detection",
+        convert=paired_files("csv", (".csv",), ONSET_CSV_LAYOUT, taxon=taxon),
+    )  # fmt: skip
 
 
 _csv_dataset(
@@ -292,21 +282,11 @@ ROOT/
 
 def _folder_dataset(name: str, title: str, citation: str, license: str, taxa: str, url: str,
                     note: str) -> None:  # fmt: skip
-    register(
-        DatasetAdapter(
-            name=name,
-            title=title,
-            citation=citation,
-            license=license,
-            taxa=taxa,
-            url=url,
-            annotation_format="cliplabels (folders)",
-            layout=FOLDER_LAYOUT,
-            task="classification",
-            convert=clip_folders(FOLDER_LAYOUT),
-            note=note,
-        )
-    )
+    register_layout(
+        name, title, citation, license, taxa, url, note,
+        annotation_format="cliplabels (folders)", layout=FOLDER_LAYOUT, task="classification",
+        convert=clip_folders(FOLDER_LAYOUT),
+    )  # fmt: skip
 
 
 _folder_dataset(

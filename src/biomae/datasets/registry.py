@@ -116,6 +116,19 @@ class DatasetAdapter:
 REGISTRY: dict[str, DatasetAdapter] = {}
 
 
+def register_layout(
+    name: str, title: str, citation: str, license: str, taxa: str, url: str, note: str, **layout
+) -> DatasetAdapter:
+    """Register a dataset read by a generic layout: its metadata, and ``annotation_format``,
+    ``layout``, ``task`` and ``convert`` from the layout family (see ``layouts.py``)."""
+    return register(
+        DatasetAdapter(
+            name=name, title=title, citation=citation, license=license, taxa=taxa, url=url,
+            note=note, **layout,
+        )
+    )  # fmt: skip
+
+
 def register(adapter: DatasetAdapter) -> DatasetAdapter:
     """Add ``adapter`` to :data:`REGISTRY` (a name may be registered once)."""
     if adapter.name in REGISTRY:
