@@ -310,21 +310,21 @@ class ModelDetector:
         from biomae import audio as audio_io
 
         # the last frame may reach past the last sample: events end where the recording ends
-        events["end_s"] = events["end_s"].clip(upper=audio_io.info(path).duration_s)
+        info = audio_io.info(path)
+        events["end_s"] = events["end_s"].clip(upper=info.duration_s)
         if self.config.boxes:
-            boxes = [self._box(path, row.start_s, row.end_s) for row in events.itertuples()]
+            boxes = [self._box(path, info, row.start_s, row.end_s) for row in events.itertuples()]
             events["low_hz"] = [b[0] for b in boxes]
             events["high_hz"] = [b[1] for b in boxes]
         return events
 
-    def _box(self, path, start_s: float, end_s: float) -> tuple[float, float]:
+    def _box(self, path, info, start_s: float, end_s: float) -> tuple[float, float]:
         """The event's frequency box, from its audio and ``box_context_s`` around it (real Hz)."""
         import torch
 
         from biomae import audio as audio_io
         from biomae.decode import frequency_box
 
-        info = audio_io.info(path)
         lo_s = max(0.0, start_s - self.config.box_context_s)
         hi_s = min(info.duration_s, end_s + self.config.box_context_s)
         audio, rate = audio_io.load(path, start_s=lo_s, duration_s=hi_s - lo_s)
