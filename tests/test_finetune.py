@@ -354,3 +354,50 @@ def test_init_from_a_pretrained_encoder(scapes, tmp_path):
     wrong["front_end"]["n_mels"] = 128
     with pytest.raises(ConfigError, match="n_mels=128 differs"):
         build_model(config_from_dict(wrong))
+
+
+def test_calibrated_threshold_is_the_best_on_validation(scapes, tmp_path):
+    """With finetune.calibrate_threshold the saved model decodes at the grid threshold that scores
+    best on the validation recordings, threshold_off keeping its ratio to threshold_on."""
+    from biomae.annotations.schema import concat_events
+    from biomae.decode import decode_events
+    from biomae.evaluate.metrics import MatchConfig, event_f1
+    from biomae.train.finetune import (
+        CALIBRATION_THRESHOLDS,
+        calibrated,
+        finetune,
+        load_finetuned,
+        predict_recording,
+        split_labeled,
+    )
+    from biomae.train.pretrain import FrontEnd
+
+    raw = small_config(
+        scapes,
+        tmp_path / "run",
+        finetune={"calibrate_threshold": True},
+        optim={"lr": 1e-3, "warmup_steps": 1, "max_steps": 6},
+        train={"eval_every": 3, "ckpt_every": 3},
+        decode={"threshold_on": 0.5, "threshold_off": 0.25},
+    )
+    summary = finetune(config_from_dict(raw), log=print)
+    model, config = load_finetuned(summary["best_path"])
+    on, off = config.decode.thresholds("")
+    assert on in CALIBRATION_THRESHOLDS and off == pytest.approx(on / 2)
+    _, val_items = split_labeled(find_labeled(scapes), 0.3, "recording")
+    front_end = FrontEnd(config, model.encoder.config.patch_t, torch.device("cpu"))
+    probs = [predict_recording(model, front_end, it, config, "cpu") for it in val_items]
+    reference = concat_events(it.events for it in val_items)
+
+    def f1_at(threshold: float) -> float:
+        decode = calibrated(config.decode, threshold)
+        preds = [
+            decode_events(p["activity"], model.head.frame_hop_s, [""], decode, recording=it.name)
+            for p, it in zip(probs, val_items, strict=True)
+        ]
+        match = MatchConfig(iou_threshold=0.3)
+        return event_f1(concat_events(preds), reference, match).overall.f1
+
+    scores = {t: f1_at(t) for t in CALIBRATION_THRESHOLDS}
+    assert scores[on] == pytest.approx(max(scores.values()))
+    assert summary["best_score"] == pytest.approx(scores[on])

@@ -70,6 +70,32 @@ def test_detect_file_events_and_boxes(tiny_detect_model, recording):
         InferConfig(overlap=1.0)
 
 
+def test_boxes_find_tones_whether_read_together_or_apart(tiny_detect_model, tmp_path, monkeypatch):
+    """Each event's box holds its own tone, whether its audio is read with its neighbours (one
+    spectrogram) or alone (a span too short to share), and both ways agree."""
+    import biomae.infer as infer
+
+    rate, tones_hz = 16000, (1000.0, 3000.0, 6000.0)
+    t = np.arange(rate * 6) / rate
+    audio = 0.001 * np.random.default_rng(2).standard_normal(len(t))
+    starts = np.array([1.0, 2.5, 4.0])
+    for start, f_hz in zip(starts, tones_hz, strict=True):
+        on = (t >= start) & (t < start + 0.5)
+        audio[on] += 0.3 * np.sin(2 * np.pi * f_hz * t[on])
+    path = tmp_path / "tones.wav"
+    sf.write(path, audio.astype(np.float32), rate)
+    detector = ModelDetector(tiny_detect_model, InferConfig(bf16=False))
+    from biomae import audio as audio_io
+
+    info = audio_io.info(path)
+    together = detector._boxes(path, info, starts, starts + 0.5)
+    monkeypatch.setattr(infer, "BOX_SPAN_S", 0.1)  # every event alone
+    apart = detector._boxes(path, info, starts, starts + 0.5)
+    np.testing.assert_allclose(together, apart, atol=2 * rate / 160)  # within two bins
+    for (low_hz, high_hz), f_hz in zip(together, tones_hz, strict=True):
+        assert low_hz <= f_hz <= high_hz and high_hz - low_hz < 500
+
+
 def test_time_expansion_maps_back_to_real_time(tiny_detect_model, tmp_path):
     rate = 128000  # ultrasonic; with expansion 8 the 16-kHz model hears it at real speed / 8
     audio = 0.05 * np.random.default_rng(1).standard_normal(rate).astype(np.float32)

@@ -49,6 +49,8 @@ def test_inventory_trains_only_on_permissive_sources(shared_data):
         "bfsongrepo",
     }
     assert set(files["source"][files["use"] == "eval-only"]) == {"whisperseg"}
+    partial = set(files["source"][files["use"] == "eval-partial"])
+    assert partial == {"frog_degradation_ots2021", "bellbird_mimicry"} == set(starter.PARTIAL_SETS)
     assert not files["source"][files["use"] == "pretrain"].isin(["ketos_assets", "seewave"]).any()
     unseen = files[files["taxon"] == starter.UNSEEN_SPECIES]
     assert len(unseen) and set(unseen["use"]) == {"eval-only"}
@@ -163,7 +165,7 @@ def test_model_card_holds_the_measured_numbers():
         "22.0 MB",
         "15.0 min",
         "seed 3",
-        "| held-out | energy | n/a (no detections) | 0.0 | 0.0 | 70 |",
+        "| held-out | energy | n/a | 0.0 | 0.0 | 70 |",
         '"train": 0.25',
     ):
         assert text in card, text

@@ -56,7 +56,7 @@ class InferConfig:
         threshold_on: override of the model's decode threshold (None keeps the model's).
     """
 
-    overlap: float = 0.5
+    overlap: float = 0.25
     batch_size: int = 16
     device: str = "auto"
     bf16: bool | None = None
@@ -313,35 +313,63 @@ class ModelDetector:
         info = audio_io.info(path)
         events["end_s"] = events["end_s"].clip(upper=info.duration_s)
         if self.config.boxes:
-            boxes = [self._box(path, info, row.start_s, row.end_s) for row in events.itertuples()]
-            events["low_hz"] = [b[0] for b in boxes]
-            events["high_hz"] = [b[1] for b in boxes]
+            boxes = self._boxes(
+                path, info, events["start_s"].to_numpy(), events["end_s"].to_numpy()
+            )
+            events["low_hz"], events["high_hz"] = boxes[:, 0], boxes[:, 1]
         return events
 
-    def _box(self, path, info, start_s: float, end_s: float) -> tuple[float, float]:
-        """The event's frequency box, from its audio and ``box_context_s`` around it (real Hz)."""
-        import torch
-
+    def _boxes(self, path, info, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` frequency boxes (real Hz) of the events, each measured from its audio and
+        ``box_context_s`` around it (the noise floor). Events close together share one read and
+        one spectrogram of at most ``BOX_SPAN_S`` seconds, so memory stays bounded and a busy
+        recording is not decoded once per event."""
         from biomae import audio as audio_io
         from biomae.decode import frequency_box
 
-        lo_s = max(0.0, start_s - self.config.box_context_s)
-        hi_s = min(info.duration_s, end_s + self.config.box_context_s)
-        audio, rate = audio_io.load(path, start_s=lo_s, duration_s=hi_s - lo_s)
-        hop = max(1, round(0.005 * rate))  # 5-ms frames
-        n_fft = int(2 ** math.ceil(math.log2(max(64, 2 * hop))))
-        x = torch.from_numpy(np.pad(audio, (0, max(0, n_fft - len(audio)))))
-        spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-        power = (spec.abs() ** 2).numpy()  # (F, T)
-        first = min(power.shape[1] - 1, round((start_s - lo_s) * rate / hop))
-        last = min(power.shape[1], max(first + 1, round((end_s - lo_s) * rate / hop)))
-        outside = np.r_[0:first, last : power.shape[1]]
-        noise = np.median(power[:, outside], axis=1) if len(outside) >= 4 else None
-        edges_hz = (np.arange(power.shape[0] + 1) - 0.5).clip(0) * rate / n_fft
-        edges_hz[-1] = rate / 2
-        return frequency_box(
-            power, edges_hz, first, last, self.decode_config.energy_fraction, noise
-        )
+        context_s, fraction = self.config.box_context_s, self.decode_config.energy_fraction
+        lo_s = np.maximum(0.0, starts_s - context_s)
+        hi_s = np.minimum(info.duration_s, ends_s + context_s)
+        boxes = np.full((len(starts_s), 2), np.nan)
+        order = np.argsort(lo_s, kind="stable")
+        i = 0
+        while i < len(order):  # one group: events whose context fits in one span from order[i]
+            group_lo, j = lo_s[order[i]], i + 1
+            group_hi = hi_s[order[i]]
+            while j < len(order) and max(group_hi, hi_s[order[j]]) - group_lo <= BOX_SPAN_S:
+                group_hi = max(group_hi, hi_s[order[j]])
+                j += 1
+            audio, rate = audio_io.load(path, start_s=group_lo, duration_s=group_hi - group_lo)
+            power, hop, edges_hz = _power_spectrogram(audio, rate)  # (F, T) 5-ms frames
+            fps = rate / hop  # frames per second
+            for k in order[i:j]:
+                c_lo = min(power.shape[1] - 1, round((lo_s[k] - group_lo) * fps))
+                c_hi = min(power.shape[1], max(c_lo + 1, round((hi_s[k] - group_lo) * fps)))
+                part = power[:, c_lo:c_hi]  # (F, context frames) of event k
+                first = min(part.shape[1] - 1, round((starts_s[k] - lo_s[k]) * fps))
+                last = min(part.shape[1], max(first + 1, round((ends_s[k] - lo_s[k]) * fps)))
+                outside = np.r_[0:first, last : part.shape[1]]
+                noise = np.median(part[:, outside], axis=1) if len(outside) >= 4 else None
+                boxes[k] = frequency_box(part, edges_hz, first, last, fraction, noise)
+            i = j
+        return boxes
+
+
+BOX_SPAN_S = 60.0  # longest stretch of audio read at once to measure frequency boxes
+
+
+def _power_spectrogram(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(F, T)`` linear power at 5-ms frames, the hop in samples and the ``(F + 1,)`` bin edges."""
+    import torch
+
+    hop = max(1, round(0.005 * rate))
+    n_fft = int(2 ** math.ceil(math.log2(max(64, 2 * hop))))
+    x = torch.from_numpy(np.pad(audio, (0, max(0, n_fft - len(audio)))))
+    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+    power = torch.view_as_real(spec).pow(2).sum(-1).numpy()  # (F, T)
+    edges_hz = (np.arange(power.shape[0] + 1) - 0.5).clip(0) * rate / n_fft
+    edges_hz[-1] = rate / 2
+    return power, hop, edges_hz
 
 
 class _Scores:

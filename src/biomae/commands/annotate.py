@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
         metavar="PATH",
         help="a fine-tuned detection model (best.safetensors from biomae finetune)",
     )
-    p.add_argument("--overlap", type=float, default=0.5, help="model windows' overlap (fraction)")
+    p.add_argument("--overlap", type=float, default=0.25, help="model windows' overlap (fraction)")
     p.add_argument("--batch-size", type=int, default=16, help="model windows per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument(

@@ -31,6 +31,7 @@ groups and its file in :mod:`biomae.train.finetune_model`; their public names ar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -206,10 +207,22 @@ def predict_recording(model, front_end, item: LabeledRecording, config: Finetune
     return probs
 
 
+CALIBRATION_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def calibrated(decode, threshold_on: float):
+    """``decode`` with ``threshold_on`` and ``threshold_off`` scaled to keep its ratio to it."""
+    from dataclasses import replace
+
+    on, off = decode.thresholds("")
+    return replace(decode, threshold_on=threshold_on, threshold_off=threshold_on * off / on)
+
+
 @torch.no_grad()
-def validate(model, front_end, val_items, val_batch, config: FinetuneConfig, device) -> float:
-    """The validation score (higher is better): event F1 (detect), clip micro F1 (classify) or
-    minus the SupCon loss (embed)."""
+def validate(model, front_end, val_items, val_batch, config: FinetuneConfig, device):
+    """``(score, decode)``: the validation score (higher is better) — event F1 (detect), clip
+    micro F1 (classify) or minus the SupCon loss (embed) — and the decode settings it was reached
+    with (calibrated when ``finetune.calibrate_threshold``)."""
     from biomae.annotations.schema import concat_events
     from biomae.decode import decode_events
     from biomae.evaluate.metrics import MatchConfig, event_f1
@@ -218,30 +231,36 @@ def validate(model, front_end, val_items, val_batch, config: FinetuneConfig, dev
     h = config.head
     if h.task == "detect":
         labels = h.labels or [""]
-        preds = []
-        for it in val_items:
-            probs = predict_recording(model, front_end, it, config, device)
-            preds.append(
-                decode_events(
-                    probs["activity"],
-                    model.head.frame_hop_s,
-                    labels,
-                    config.decode,
-                    onset=probs.get("onset"),
-                    offset=probs.get("offset"),
-                    recording=it.name,
-                )
-            )
+        probs = [predict_recording(model, front_end, it, config, device) for it in val_items]
         ref = concat_events(it.events for it in val_items)
         match = MatchConfig(iou_threshold=0.3, match_labels=bool(h.labels))
-        return float(event_f1(concat_events(preds), ref, match).overall.f1)
+        candidates = [config.decode]
+        if config.finetune.calibrate_threshold:
+            candidates = [calibrated(config.decode, t) for t in CALIBRATION_THRESHOLDS]
+        best = (-math.inf, config.decode)
+        for decode in candidates:
+            preds = [
+                decode_events(
+                    p["activity"],
+                    model.head.frame_hop_s,
+                    labels,
+                    decode,
+                    onset=p.get("onset"),
+                    offset=p.get("offset"),
+                    recording=it.name,
+                )
+                for p, it in zip(probs, val_items, strict=True)
+            ]
+            score = float(event_f1(concat_events(preds), ref, match).overall.f1)
+            best = max(best, (score, decode), key=lambda pair: pair[0])
+        return best
     spec = front_end(val_batch["audio"])
     if h.task == "classify":
         predicted = (model(spec).float() > 0).cpu().numpy()
         truth = _clip_targets(val_batch, h.labels, config.data.window_s) > 0
         tp = int((predicted & truth).sum())
-        return 2 * tp / max(1, int(predicted.sum() + truth.sum()))
-    return -float(task_loss(model, spec, val_batch, config))
+        return 2 * tp / max(1, int(predicted.sum() + truth.sum())), config.decode
+    return -float(task_loss(model, spec, val_batch, config)), config.decode
 
 
 # ----------------------------------------------------------------------------------------------
@@ -355,12 +374,18 @@ def finetune(config: FinetuneConfig, log=print) -> dict:
         row = {"step": step, "lr": lr, "loss": loss_sum, "grad_norm": grad_norm, "val_score": ""}
         every = config.train.eval_every
         if (every and step % every == 0) or last:
-            score = validate(model, front_end, val_items, val_batch, config, device)
+            score, decode = validate(model, front_end, val_items, val_batch, config, device)
             row["val_score"] = score
             if score > best:
                 best = score
-                save_finetuned(model, config, best_path, {"step": step, "val_score": score})
-            log(f"finetune: step {step}: validation {score:.4f} (best {best:.4f})")
+                chosen = dataclasses.replace(config, decode=decode)
+                save_finetuned(model, chosen, best_path, {"step": step, "val_score": score})
+            note = (
+                f" at threshold {decode.threshold_on:g}"
+                if config.finetune.calibrate_threshold
+                else ""
+            )
+            log(f"finetune: step {step}: validation {score:.4f}{note} (best {best:.4f})")
         if step % config.train.log_every == 0 or last:
             log(f"finetune: step {step}/{o.max_steps} loss {loss_sum:.4f} lr {lr:.2e}")
         rows.append(row)

@@ -61,11 +61,15 @@ class HeadConfig:
 @dataclass
 class FinetuneSection:
     """``init``: an encoder ``.safetensors`` (``biomae pretrain`` output) or "none" (random init of
-    ``model.preset``); ``freeze_encoder``: train the head only; ``layer_decay`` in (0, 1]."""
+    ``model.preset``); ``freeze_encoder``: train the head only; ``layer_decay`` in (0, 1];
+    ``calibrate_threshold`` (detection): at each validation, pick ``decode.threshold_on`` from
+    ``CALIBRATION_THRESHOLDS`` by validation event F1 (``threshold_off`` keeps its ratio to it) and
+    save the best model with it."""
 
     init: str = "none"
     freeze_encoder: bool = False
     layer_decay: float = 0.75
+    calibrate_threshold: bool = False
 
     def __post_init__(self) -> None:
         check(0 < self.layer_decay <= 1, f"finetune.layer_decay={self.layer_decay} not in (0, 1]")

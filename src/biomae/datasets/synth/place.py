@@ -39,6 +39,10 @@ class SynthConfig:
         sources, labels: keep only events of these sources (``source`` or, in a catalog,
             ``dataset``) / labels (empty keeps all).
         max_snippets, max_backgrounds: random subsets (by seed) to bound loading time.
+        procedural_calls: generated calls added to the snippet pool
+            (:func:`biomae.datasets.synth.calls.procedural_snippets`, labelled by kind).
+        noise_background_prob: probability that a soundscape's background is generated coloured
+            noise (:func:`biomae.datasets.synth.calls.noise_background`) instead of recordings.
     """
 
     duration_s: float = 60.0
@@ -63,6 +67,8 @@ class SynthConfig:
     labels: tuple[str, ...] = ()
     max_snippets: int = 500
     max_backgrounds: int = 50
+    procedural_calls: int = 0
+    noise_background_prob: float = 0.0
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -91,6 +97,11 @@ class SynthConfig:
             fail(f"label_weights must be >= 0, got {self.label_weights}")
         if self.max_tries < 1 or self.max_snippets < 1 or self.max_backgrounds < 0:
             fail("max_tries and max_snippets must be >= 1, max_backgrounds >= 0")
+        if self.procedural_calls < 0 or not 0 <= self.noise_background_prob <= 1:
+            fail(
+                f"procedural_calls must be >= 0 and noise_background_prob in [0, 1], got "
+                f"{self.procedural_calls}, {self.noise_background_prob}"
+            )
 
 
 def _background(
@@ -102,6 +113,10 @@ def _background(
     joined, each new crop overlapping the previous one by ``crossfade_s``.
     """
     n_samples = round(config.duration_s * config.sample_rate)
+    if config.noise_background_prob > 0 and rng.random() < config.noise_background_prob:
+        from biomae.datasets.synth.calls import noise_background
+
+        return noise_background(n_samples, config.sample_rate, rng)
     if not backgrounds:
         return np.zeros(n_samples, dtype=np.float32)
     n_cross = round(config.crossfade_s * config.sample_rate)

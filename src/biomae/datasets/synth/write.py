@@ -42,9 +42,27 @@ def write_soundscapes(config: SynthConfig, out_dir: str | Path, n: int, seed: in
     elif config.events_path and config.audio_root:
         events = read_event_csv(config.events_path)
         audio_root, where = config.audio_root, config.events_path
+    elif config.procedural_calls > 0:
+        events, audio_root, where = None, None, "procedural calls"
     else:
-        raise ValueError("write_soundscapes: config needs catalog, or events_path and audio_root")
-    snippets, skipped = cut_snippets(events, audio_root, config, np.random.default_rng([seed, 0]))
+        raise ValueError(
+            "write_soundscapes: config needs catalog, or events_path and audio_root, or "
+            "procedural_calls > 0"
+        )
+    snippets, skipped = [], Counter()
+    if events is not None:
+        snippets, skipped = cut_snippets(
+            events, audio_root, config, np.random.default_rng([seed, 0])
+        )
+    if config.procedural_calls:
+        from biomae.datasets.synth.calls import procedural_snippets
+
+        snippets += procedural_snippets(
+            config.procedural_calls,
+            config.sample_rate,
+            np.random.default_rng([seed, 3]),
+            margin_s=config.margin_s,
+        )
     if not snippets:
         raise ValueError(f"{where}: no usable snippet (skipped: {dict(skipped)})")
     paths = find_backgrounds(config.backgrounds) if config.backgrounds else []
@@ -86,7 +104,7 @@ def write_soundscapes(config: SynthConfig, out_dir: str | Path, n: int, seed: in
 
 def add_arguments(parser) -> None:
     """Options of ``biomae data synth`` (an :class:`argparse.ArgumentParser` or subparser)."""
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--events", help="event CSV (index/events.csv style or canonical)")
     source.add_argument("--catalog", help="catalog folder (biomae data import) to take events from")
     parser.add_argument("--audio-root", help="folder the --events file paths are relative to")
@@ -116,6 +134,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--margin-s", type=float, default=0.02)
     parser.add_argument("--max-snippets", type=int, default=500)
     parser.add_argument("--max-backgrounds", type=int, default=50)
+    parser.add_argument(
+        "--procedural", type=int, default=0, metavar="N", help="add N generated calls to the pool"
+    )
+    parser.add_argument(
+        "--noise-backgrounds",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability of a generated coloured-noise background",
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -125,6 +153,8 @@ def run(args) -> int:
     Returns 0, or 2 after printing the reason to stderr when the inputs are unusable.
     """
     try:
+        if not (args.events or args.catalog or args.procedural):
+            raise ValueError("give --events, --catalog or --procedural N (the calls to place)")
         if args.events and not args.audio_root:
             raise ValueError("--events needs --audio-root (the folder its file paths start from)")
         config = _config_from_args(args)
@@ -163,4 +193,6 @@ def _config_from_args(args) -> SynthConfig:
         labels=tuple(args.labels),
         max_snippets=args.max_snippets,
         max_backgrounds=args.max_backgrounds,
+        procedural_calls=args.procedural,
+        noise_background_prob=args.noise_backgrounds,
     )
