@@ -221,3 +221,30 @@ def test_annotate_uses_the_installed_starter_model_by_default(
     assert json.loads((tmp_path / "b" / "run.json").read_text())["detector"]["detector"] == "energy"
     monkeypatch.setenv("BIOMAE_STARTER_MODEL", str(tmp_path / "missing.safetensors"))
     assert main(["annotate", str(recording), "--out", str(tmp_path / "c"), "--quiet"]) == 2
+
+
+def test_dataloader_workers_give_the_same_scores_and_report_bad_files(
+    tiny_detect_model, recording, tmp_path
+):
+    rng = np.random.default_rng(5)
+    paths = []
+    for k, seconds in enumerate([1.3, 3.0, 0.4]):
+        path = tmp_path / f"r{k}.wav"
+        sf.write(path, (0.05 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000)
+        paths.append(path)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really audio")
+    paths = [recording, paths[0], bad, paths[1], paths[2]]
+    thread = ModelDetector(tiny_detect_model, InferConfig(bf16=False, batch_size=4))
+    workers = ModelDetector(tiny_detect_model, InferConfig(bf16=False, batch_size=4, num_workers=2))
+    expected = list(thread.frame_scores_many(paths))
+    got = list(workers.frame_scores_many(paths))
+    assert [p for p, _ in got] == paths  # input order, whatever the workers' interleaving
+    for (_, a), (_, b) in zip(expected, got, strict=True):
+        if isinstance(a, Exception):
+            assert isinstance(b, Exception) and "bad.wav" in str(b)
+        else:
+            np.testing.assert_allclose(a[0], b[0], atol=1e-5)
+            assert a[1:] == b[1:]
+    with pytest.raises(ValueError, match="num_workers"):
+        InferConfig(num_workers=-1)

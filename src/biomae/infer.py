@@ -8,7 +8,9 @@ events with frequency boxes.
    model's ``data.window_s`` with ``overlap`` (a fraction of the window), resampled to the model's
    rate. The hop is a whole number of the head's output frames, so every window's frame ``j`` is the
    global frame ``start_sample / frame_hop_samples + j`` exactly (integer arithmetic, no drift).
-2. Windows decode in a background thread (:func:`prefetch`) while the model runs; they are batched
+2. Windows decode in a background thread (:func:`prefetch`), or with ``num_workers > 0`` in torch
+   DataLoader worker processes that each take every ``num_workers``-th recording (for machines
+   with many cores beside a GPU), while the model runs; they are batched
    (``batch_size``; windows of consecutive recordings share batches, so many short files fill them
    too), run through front end + encoder + detection head (bf16 autocast where enabled), and the
    sigmoid scores of overlapping windows are averaged per frame.
@@ -33,9 +35,11 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from torch.utils.data import IterableDataset
 
 from biomae.annotations.schema import empty_events
 
@@ -54,6 +58,7 @@ class InferConfig:
         boxes: measure a frequency box for each event.
         box_context_s: audio either side of an event used to estimate the noise floor of its box.
         threshold_on: override of the model's decode threshold (None keeps the model's).
+        num_workers: DataLoader worker processes decoding recordings (0: one background thread).
     """
 
     overlap: float = 0.25
@@ -64,8 +69,11 @@ class InferConfig:
     boxes: bool = True
     box_context_s: float = 0.5
     threshold_on: float | None = None
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap must lie in [0, 1), got {self.overlap}")
         if self.batch_size < 1:
@@ -218,9 +226,9 @@ class ModelDetector:
                 yield finished.pop(next_out)
                 next_out += 1
 
-        for index, path, item in prefetch(self._windows(paths)):
-            if isinstance(item, _Scores):
-                open_recordings[index] = item
+        for index, path, item in self._decoded(paths):
+            if isinstance(item, _Open):
+                open_recordings[index] = _Scores(path, self.n_channels, *item)
             elif isinstance(item, Exception):
                 open_recordings.pop(index, None)
                 batch[:] = [b for b in batch if b[0] != index]
@@ -236,43 +244,26 @@ class ModelDetector:
             flush()
         yield from ready()
 
-    def _fill(self, audio: np.ndarray) -> np.ndarray:
-        """A window of exactly ``window_samples``: a short last block is padded by looping its own
-        audio (silence would skew the per-window normalisation and read as a call or a gap)."""
-        if len(audio) >= self.window_samples:
-            return np.ascontiguousarray(audio[: self.window_samples], dtype=np.float32)
-        if len(audio) == 0:
-            return np.zeros(self.window_samples, dtype=np.float32)
-        return np.pad(audio, (0, self.window_samples - len(audio)), mode="wrap").astype(np.float32)
+    def _decoded(self, paths) -> Iterator:
+        """The :class:`WindowReader` items of ``paths``, decoded ahead in a background thread or,
+        with ``num_workers``, in DataLoader worker processes that each take every
+        ``num_workers``-th recording (items of different recordings then interleave, which
+        :meth:`frame_scores_many` sorts out by recording index)."""
+        reader = WindowReader(
+            list(paths),
+            round(self.sample_rate * self.config.time_expansion),
+            self.window_samples,
+            self.hop_samples,
+            self.frame_hop_samples,
+        )
+        if self.config.num_workers == 0:
+            return prefetch(iter(reader))
+        from torch.utils.data import DataLoader
 
-    def _windows(self, paths):
-        """``(index, path, item)``: a :class:`_Scores` per recording, then its windows as
-        ``(start_sample, window)``, then ``None``; or the exception that stopped its decoding."""
-        from biomae import audio as audio_io
-
-        stream_rate = round(self.sample_rate * self.config.time_expansion)
-        for index, path in enumerate(paths):
-            try:
-                info = audio_io.info(path)
-                n_stream = math.ceil(info.n_samples * stream_rate / info.sample_rate)
-                n_frames = max(1, math.ceil(n_stream / self.frame_hop_samples))
-                frame_hop_s = self.frame_hop_samples / stream_rate
-                yield (
-                    index,
-                    path,
-                    _Scores(path, n_frames, self.n_channels, frame_hop_s, stream_rate),
-                )
-                blocks = audio_io.stream(
-                    path,
-                    block_s=self.window_samples / stream_rate,
-                    hop_s=self.hop_samples / stream_rate,
-                    sample_rate=stream_rate if stream_rate != info.sample_rate else None,
-                )
-                for block in blocks:
-                    yield index, path, (block.start_sample, self._fill(block.audio))
-                yield index, path, None
-            except Exception as err:  # reported for this recording; the others go on
-                yield index, path, err
+        loader = DataLoader(
+            reader, batch_size=None, num_workers=self.config.num_workers, collate_fn=_as_is
+        )
+        return iter(loader)
 
     def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
         """Events in the recording at ``path`` (real seconds and Hz)."""
@@ -372,10 +363,85 @@ def _power_spectrogram(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int, n
     return power, hop, edges_hz
 
 
+def _as_is(item):
+    """DataLoader ``collate_fn`` that leaves items as they are (no tensor conversion)."""
+    return item
+
+
+class _Open(NamedTuple):
+    """A recording's first item: what its score buffer needs."""
+
+    n_frames: int
+    frame_hop_s: float
+    stream_rate: int
+
+
+class WindowReader(IterableDataset):
+    """The windows of recordings as ``(index, path, item)``: per recording an :class:`_Open`, its
+    windows as ``(start_sample, window (window_samples,) float32)``, then ``None``; or the
+    exception that stopped its decoding (the other recordings go on). In a DataLoader worker it
+    reads only the recordings whose index falls to that worker.
+
+    A short last window is padded by looping its own audio (silence would skew the per-window
+    normalisation and read as a call or a gap).
+    """
+
+    def __init__(self, paths, stream_rate, window_samples, hop_samples, frame_hop_samples):
+        self.paths, self.stream_rate = paths, stream_rate
+        self.window_samples, self.hop_samples = window_samples, hop_samples
+        self.frame_hop_samples = frame_hop_samples
+
+    def fill(self, audio: np.ndarray) -> np.ndarray:
+        if len(audio) >= self.window_samples:
+            return np.ascontiguousarray(audio[: self.window_samples], dtype=np.float32)
+        if len(audio) == 0:
+            return np.zeros(self.window_samples, dtype=np.float32)
+        return np.pad(audio, (0, self.window_samples - len(audio)), mode="wrap").astype(np.float32)
+
+    def __iter__(self):
+        from torch.utils.data import get_worker_info
+
+        from biomae import audio as audio_io
+
+        worker = get_worker_info()
+        share, n_shares = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        rate = self.stream_rate
+        for index, path in enumerate(self.paths):
+            if index % n_shares != share:
+                continue
+            try:
+                info = audio_io.info(path)
+                n_stream = math.ceil(info.n_samples * rate / info.sample_rate)
+                n_frames = max(1, math.ceil(n_stream / self.frame_hop_samples))
+                yield index, path, _Open(n_frames, self.frame_hop_samples / rate, rate)
+                blocks = audio_io.stream(
+                    path,
+                    block_s=self.window_samples / rate,
+                    hop_s=self.hop_samples / rate,
+                    sample_rate=rate if rate != info.sample_rate else None,
+                )
+                for block in blocks:
+                    yield index, path, (block.start_sample, self.fill(block.audio))
+                yield index, path, None
+            except Exception as err:  # reported for this recording; the others go on
+                yield index, path, err if worker is None else _picklable(err)
+
+
+def _picklable(err: Exception) -> Exception:
+    """``err`` if it survives the trip from a worker process, else a RuntimeError with its text."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {err}")
+
+
 class _Scores:
     """Running sums of one recording's overlapping window scores."""
 
-    def __init__(self, path, n_frames: int, n_classes: int, frame_hop_s: float, stream_rate: int):
+    def __init__(self, path, n_classes: int, n_frames: int, frame_hop_s: float, stream_rate: int):
         self.path, self.frame_hop_s, self.stream_rate = path, frame_hop_s, stream_rate
         self.total = np.zeros((n_frames, n_classes), dtype=np.float64)
         self.count = np.zeros((n_frames, 1), dtype=np.float64)

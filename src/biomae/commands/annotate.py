@@ -39,6 +39,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="model windows per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes decoding recordings for the model (default 0: one background thread)",
+    )
+    p.add_argument(
         "--bf16",
         choices=["auto", "on", "off"],
         default="auto",
@@ -108,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
                     bf16={"auto": None, "on": True, "off": False}[args.bf16],
                     time_expansion=args.time_expansion,
                     threshold_on=args.threshold,
+                    num_workers=args.workers,
                 ),
             )
         else:
