@@ -11,6 +11,7 @@ import torch
 
 from biomae.annotations import make_events
 from biomae.datasets.catalog import Catalog
+from biomae.datasets.window_source import SharedCache
 from biomae.datasets.windows import (
     UnlabeledStream,
     WindowConfig,
@@ -174,3 +175,31 @@ def test_int16_clips_at_full_scale():
 def test_transport_dtype_is_validated():
     with pytest.raises(ValueError, match="transport_dtype"):
         WindowConfig(transport_dtype="int8")
+
+
+def test_shared_cache_spreads_files_over_workers(catalog):
+    ds = dataset(catalog)
+    cache = SharedCache.for_dataset(ds)
+    owned = [cache.owned(w, 2) for w in range(2)]
+    assert sorted(owned[0] + owned[1]) == list(range(len(cache.recs))) == [0, 1, 2]
+    assert owned[0] == [0]  # the 20-s file alone; the 6-s and 1.5-s files to the other worker
+    assert cache.get(int(cache.recs[0])) is None  # not decoded yet
+
+
+def test_shared_cache_holds_the_decoded_files(catalog):
+    ds = dataset(catalog, transport_dtype="int16")
+    batches = list(WindowLoader(ds, batch_size=8, num_workers=0))
+    assert (ds.shared_cache.lengths >= 0).all() and not ds._cache  # no per-worker copy
+    for rec in ds.shared_cache.recs.tolist():
+        assert np.array_equal(ds.shared_cache.get(rec), ds._decode(rec))
+    assert_same_batches(batches, per_item_batches(dataset(catalog, transport_dtype="int16"), 8))
+
+
+def test_without_shared_cache_when_files_do_not_fit(catalog):
+    small = dataset(catalog, cache_bytes=20 * RATE * 4)  # the 20-s file alone fills it
+    assert SharedCache.for_dataset(small) is None
+    long_files = dataset(catalog, cache_file_max_s=10.0)  # the 20-s file is read span by span
+    assert SharedCache.for_dataset(long_files).recs.tolist() == [1, 2]
+    for ds in (small, long_files):
+        batches = list(WindowLoader(ds, batch_size=8, num_workers=0))
+        assert_same_batches(batches, per_item_batches(dataset(catalog), 8))

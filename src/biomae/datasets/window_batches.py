@@ -24,6 +24,7 @@ does); batches equal ``collate_windows`` of the dataset's items.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Iterator, Sequence
 
@@ -33,21 +34,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from biomae.annotations import EVENT_COLUMNS
+from biomae.datasets.window_source import SharedCache, shared_empty, to_float32
 
-INT16_SCALE = 32768.0  # int16 transport: float value = int16 value / INT16_SCALE
 _EVENT_OUT = (*EVENT_COLUMNS, "kept_fraction")
 _SLOT_WAIT_S = 600.0  # a worker gives up waiting for a slot after this long (a stuck consumer)
-
-
-def to_float32(audio: torch.Tensor) -> torch.Tensor:
-    """Transport audio as float32: int16 becomes a new tensor ``audio / 32768`` (exact), float32
-    is returned as is."""
-    if audio.dtype != torch.int16:
-        return audio
-    if audio.device.type == "cpu":  # one pass (torch's promoting mul is 2x slower on CPU)
-        scale = np.float32(1.0 / INT16_SCALE)
-        return torch.from_numpy(np.multiply(audio.numpy(), scale, dtype=np.float32))
-    return audio.float().mul_(1.0 / INT16_SCALE)
 
 
 def events_frame(columns: dict) -> pd.DataFrame:
@@ -97,8 +87,10 @@ class _SlotBatches(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         worker = get_worker_info()
-        w = 0 if worker is None else worker.id
+        w, n_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
         self.dataset.set_epoch(int(self.epoch[0]))
+        if self.dataset.shared_cache is not None:
+            self.dataset.shared_cache.warm(self.dataset, w, n_workers)  # no-op once warm
         # A new epoch: the DataLoader has dropped the previous epoch's batches still in flight.
         self.free[w].fill_(1)
         n_slots, batch_size = self.slots.shape[1], self.slots.shape[2]
@@ -156,6 +148,10 @@ class WindowLoader:
         num_workers: DataLoader workers (0: batches are built in this process).
         prefetch_factor: batches in flight per worker.
         device: where ``audio`` goes (int16 audio is converted there); ``None`` = CPU.
+        shared_cache: decode the dataset's cacheable files once, spread over the workers, into
+            one shared-memory cache before the first batch
+            (:class:`~biomae.datasets.window_source.SharedCache`; sets ``dataset.shared_cache``),
+            if they fit in ``config.cache_bytes``; else each worker keeps its own LRU cache.
     """
 
     def __init__(
@@ -166,6 +162,7 @@ class WindowLoader:
         num_workers: int = 2,
         prefetch_factor: int = 2,
         device: torch.device | str | None = None,
+        shared_cache: bool = True,
     ):
         if batch_size < 1 or num_workers < 0 or prefetch_factor < 1:
             raise ValueError("batch_size and prefetch_factor must be >= 1, num_workers >= 0")
@@ -174,7 +171,8 @@ class WindowLoader:
         n_slots = prefetch_factor * num_workers + 1 if num_workers else 1
         dtype = getattr(torch, dataset.config.transport_dtype)
         shape = (max(num_workers, 1), n_slots, batch_size, dataset.config.window_samples)
-        self._slots = torch.empty(shape, dtype=dtype).share_memory_()  # (W, K, B, T)
+        self._slots = shared_empty(math.prod(shape), dtype).view(shape)  # (W, K, B, T)
+        dataset.shared_cache = SharedCache.for_dataset(dataset) if shared_cache else None
         self._free = torch.ones(shape[:2], dtype=torch.int32).share_memory_()  # (W, K)
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._epoch[0] = dataset.epoch

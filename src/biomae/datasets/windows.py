@@ -18,7 +18,9 @@ Conventions:
   workers is exactly the plan.
 - Audio is read span by span (``biomae.audio.load`` at the file's rate, then resampled), except for
   files up to ``cache_file_max_s`` long, which are decoded once per worker and kept in an LRU cache
-  bounded by ``cache_bytes`` (per worker).
+  bounded by ``cache_bytes`` (per worker). Under :class:`WindowLoader` the files are instead
+  decoded once, spread over the workers, into one shared-memory cache of at most ``cache_bytes``
+  (:class:`~biomae.datasets.window_source.SharedCache`) before the first batch.
 - Audio is kept (cache) and moved between processes as ``transport_dtype``: ``"float32"``, or
   ``"int16"`` = ``round(x * 32768)`` clipped to [-32768, 32767], i.e. 16-bit quantisation at decode
   time (half the bytes; items and :class:`~biomae.datasets.window_batches.WindowLoader` batches
@@ -38,13 +40,8 @@ import numpy as np
 import pandas as pd
 
 from biomae.annotations import EVENT_COLUMNS
-from biomae.datasets.window_batches import (  # re-exported: the item-level API lives here
-    WindowLoader,
-    collate_windows,
-    events_frame,
-    to_float32,
-)
-from biomae.datasets.window_source import _WindowSource, to_transport
+from biomae.datasets.window_batches import WindowLoader, collate_windows, events_frame
+from biomae.datasets.window_source import _WindowSource, to_float32, to_transport
 
 __all__ = [
     "UnlabeledStream",
@@ -271,6 +268,9 @@ class WindowDataset(_WindowSource):
         ):
             rec, _, last = self._region_list[region]
             yield rec, start, last
+
+    def _recordings_used(self) -> np.ndarray:
+        return np.unique(self.regions[:, 0])
 
     def _extras(self, rec: int, start: int, stop: int) -> dict:
         return {
