@@ -3,15 +3,21 @@
 Prints
 1. the wall time of ``Catalog.import_dataset("shared", ...)`` (target < 30 s) with the numbers of
    recordings and events imported;
-2. 10-s windows per second delivered by a DataLoader with ``--workers`` workers (default 2,
-   target >= 2,000/s) reading a :class:`WindowDataset` (positive_fraction 0.5) over the fully
-   annotated recordings, per epoch: epoch 0 decodes each file once per worker into its cache,
-   later epochs read from the cache. Once with events as column dicts, once as DataFrames. The
-   CPU time per window (workers + main, from /proc) is printed too: on a machine shared with
-   other jobs the wall rate depends on them, the CPU cost does much less;
-3. the same for the :class:`UnlabeledStream` over every recording (pretraining).
+2. 10-s windows per second delivered with ``--workers`` DataLoader workers (default 2, target
+   >= 2,000/s) from a :class:`WindowDataset` (positive_fraction 0.5) over the fully annotated
+   recordings, per epoch: epoch 0 decodes each file once per worker into its cache, later epochs
+   read from the cache. The fast path, :class:`WindowLoader` (batches built in the workers in
+   reusable shared-memory slots, float32 batches in the main process), with int16 and float32
+   transport and events as column dicts, then int16 with events as DataFrames; then, for
+   comparison, the per-item path ``DataLoader(dataset, batch_size, collate_fn=collate_windows)``
+   (whose persistent workers do not see ``set_epoch``: they repeat epoch 0's windows). The CPU
+   time per window (workers + main, from /proc) is printed too: on a machine shared with other
+   jobs the wall rate depends on them, the CPU cost does much less;
+3. the same for the :class:`UnlabeledStream` over every recording (pretraining), fast path
+   (int16) and per-item path.
 
     python bench/bench_catalog.py [--sample-rate 16000] [--windows 4000] [--workers 2]
+        [--epochs 3] [--no-item-path]
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ from pathlib import Path
 import torch
 
 from biomae.datasets.catalog import Catalog
-from biomae.datasets.windows import UnlabeledStream, WindowConfig, WindowDataset, collate_windows
+from biomae.datasets.windows import (
+    UnlabeledStream,
+    WindowConfig,
+    WindowDataset,
+    WindowLoader,
+    collate_windows,
+)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -42,25 +54,36 @@ def _worker_cpu_s(loader) -> float:
     return total
 
 
-def throughput(dataset, workers: int, epochs: int, batch_size: int = 32) -> str:
-    """Per epoch through one DataLoader with persistent workers: windows per second (wall), and
-    CPU milliseconds per window in the workers and in the main process. On a busy machine the
-    wall rate understates; ``cores / CPU per window`` is the rate the same work gives on free
-    cores (``cores`` = workers + main process, at most the machine's CPUs)."""
-    loader = torch.utils.data.DataLoader(
+def item_loader(dataset, workers: int, batch_size: int = 32):
+    """The per-item path: ``DataLoader`` + ``collate_windows``, persistent workers."""
+    return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_windows,
         persistent_workers=workers > 0,
     )  # fmt: skip
+
+
+def throughput(dataset, workers: int, epochs: int, fast: bool, batch_size: int = 32) -> str:
+    """Per epoch through one loader with persistent workers (``fast``: :class:`WindowLoader`,
+    else :func:`item_loader`): windows per second (wall), and CPU milliseconds per window in the
+    workers and in the main process. On a busy machine the wall rate understates;
+    ``cores / CPU per window`` is the rate the same work gives on free cores (``cores`` = workers +
+    main process, at most the machine's CPUs)."""
+    if fast:
+        loader = WindowLoader(dataset, batch_size, num_workers=workers)
+        dataloader, set_epoch = loader._loader, loader.set_epoch
+    else:
+        loader = dataloader = item_loader(dataset, workers, batch_size)
+        set_epoch = dataset.set_epoch
     parts = []
     for epoch in range(epochs):
-        dataset.set_epoch(epoch)
-        worker_cpu = _worker_cpu_s(loader)
+        set_epoch(epoch)
+        worker_cpu = _worker_cpu_s(dataloader)
         main_cpu, start, n = time.process_time(), time.perf_counter(), 0
         for batch in loader:
             n += batch["audio"].shape[0]  # (B, T)
         wall = time.perf_counter() - start
         main_ms = (time.process_time() - main_cpu) / n * 1e3
-        worker_ms = (_worker_cpu_s(loader) - worker_cpu) / n * 1e3
+        worker_ms = (_worker_cpu_s(dataloader) - worker_cpu) / n * 1e3
         cores = min(os.cpu_count() or 1, workers + 1)
         free = cores * 1e3 / (worker_ms + main_ms)
         parts.append(
@@ -77,6 +100,10 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=4000, help="windows per epoch")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per measurement")
+    parser.add_argument(
+        "--no-item-path", dest="item_path", action="store_false",
+        help="skip the per-item DataLoader path (comparison)",
+    )  # fmt: skip
     args = parser.parse_args()
     if not (args.shared / "index" / "files.csv").exists():
         print(f"bench_catalog: {args.shared} not found", file=sys.stderr)
@@ -95,24 +122,37 @@ def main() -> int:
             f"({summary.hours:.2f} h) and {summary.n_events} events (target < 30 s)"
         )
         recordings, events = catalog.recordings(), catalog.events()
-    for events_as in ("columns", "frame"):
+    runs = [
+        ("fast", "int16", "columns"),
+        ("fast", "float32", "columns"),
+        ("fast", "int16", "frame"),
+    ]
+    if args.item_path:
+        runs.append(("item", "float32", "columns"))
+    for path, transport, events_as in runs:
         config = WindowConfig(
             window_s=10.0, sample_rate=args.sample_rate, positive_fraction=0.5,
-            windows_per_epoch=args.windows, events_as=events_as,
+            windows_per_epoch=args.windows, events_as=events_as, transport_dtype=transport,
         )  # fmt: skip
         dataset = WindowDataset(recordings, events, config)
-        result = throughput(dataset, args.workers, args.epochs)
+        result = throughput(dataset, args.workers, args.epochs, fast=path == "fast")
+        name = "WindowLoader" if path == "fast" else "per-item DataLoader"
         print(
-            f"WindowDataset 10-s windows at {args.sample_rate} Hz, events as {events_as}, "
-            f"{args.workers} workers: {result} (target >= 2,000/s)"
+            f"WindowDataset 10-s windows at {args.sample_rate} Hz, {name}, {transport} transport, "
+            f"events as {events_as}, {args.workers} workers: {result} (target >= 2,000/s)"
         )
-    config = WindowConfig(window_s=10.0, sample_rate=args.sample_rate)
-    stream = UnlabeledStream(recordings, config, n_windows=args.windows)
-    result = throughput(stream, args.workers, args.epochs)
-    print(
-        f"UnlabeledStream 10-s windows at {args.sample_rate} Hz over {len(recordings)} recordings, "
-        f"{args.workers} workers: {result}"
-    )
+    for path in ("fast", "item") if args.item_path else ("fast",):
+        transport = "int16" if path == "fast" else "float32"
+        config = WindowConfig(
+            window_s=10.0, sample_rate=args.sample_rate, transport_dtype=transport
+        )
+        stream = UnlabeledStream(recordings, config, n_windows=args.windows)
+        result = throughput(stream, args.workers, args.epochs, fast=path == "fast")
+        name = "WindowLoader" if path == "fast" else "per-item DataLoader"
+        print(
+            f"UnlabeledStream 10-s windows at {args.sample_rate} Hz over {len(recordings)} "
+            f"recordings, {name}, {transport} transport, {args.workers} workers: {result}"
+        )
     return 0
 
 

@@ -18,25 +18,42 @@ Conventions:
   workers is exactly the plan.
 - Audio is read span by span (``biomae.audio.load`` at the file's rate, then resampled), except for
   files up to ``cache_file_max_s`` long, which are decoded once per worker and kept in an LRU cache
-  bounded by ``cache_bytes`` (per worker).
+  bounded by ``cache_bytes`` (per worker). Under :class:`WindowLoader` the files are instead
+  decoded once, spread over the workers, into one shared-memory cache of at most ``cache_bytes``
+  (:class:`~biomae.datasets.window_source.SharedCache`) before the first batch.
+- Audio is kept (cache) and moved between processes as ``transport_dtype``: ``"float32"``, or
+  ``"int16"`` = ``round(x * 32768)`` clipped to [-32768, 32767], i.e. 16-bit quantisation at decode
+  time (half the bytes; items and :class:`~biomae.datasets.window_batches.WindowLoader` batches
+  still hold float32 ``int16 / 32768``).
+- :class:`~biomae.datasets.window_batches.WindowLoader` is the fast path for training: it builds
+  whole batches in the DataLoader workers, in reusable shared-memory buffers.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
 from biomae.annotations import EVENT_COLUMNS
+from biomae.datasets.window_batches import WindowLoader, collate_windows, events_frame
+from biomae.datasets.window_source import _WindowSource, to_float32, to_transport
 
-_EVENT_OUT = (*EVENT_COLUMNS, "kept_fraction")
+__all__ = [
+    "UnlabeledStream",
+    "WindowConfig",
+    "WindowDataset",
+    "WindowLoader",
+    "collate_windows",
+    "events_frame",
+    "to_float32",
+    "to_transport",
+]
+_TRANSPORT = ("float32", "int16")
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,8 @@ class WindowConfig:
         events_as: ``"frame"`` gives each window's events as a DataFrame; ``"columns"`` as a dict
             of NumPy arrays with the same columns (10x cheaper to build and to pass between
             DataLoader workers; :func:`events_frame` turns it into the DataFrame).
+        transport_dtype: ``"float32"`` or ``"int16"`` (16-bit quantised, see module docstring):
+            the dtype of the decoded-audio cache and of the audio moved out of DataLoader workers.
     """
 
     window_s: float = 10.0
@@ -67,6 +86,7 @@ class WindowConfig:
     cache_bytes: int = 1 << 30
     seed: int = 0
     events_as: str = "frame"
+    transport_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.window_s) and self.window_s > 0):
@@ -81,98 +101,15 @@ class WindowConfig:
             raise ValueError("cache_file_max_s and cache_bytes must be >= 0")
         if self.events_as not in ("frame", "columns"):
             raise ValueError(f"events_as must be 'frame' or 'columns', got {self.events_as!r}")
+        if self.transport_dtype not in _TRANSPORT:
+            raise ValueError(
+                f"transport_dtype must be 'float32' or 'int16', got {self.transport_dtype!r}"
+            )
 
     @property
     def window_samples(self) -> int:
         """Window length in samples at ``sample_rate``."""
         return round(self.window_s * self.sample_rate)
-
-
-def _distributed_rank() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-class _WindowSource(IterableDataset):
-    """Shared machinery: recordings, sharding, cached span decoding."""
-
-    def __init__(self, recordings: pd.DataFrame, config, rank: int | None, world_size: int | None):
-        if rank is None or world_size is None:
-            rank, world_size = _distributed_rank()
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
-        self.config = config
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-        recordings = recordings.reset_index(drop=True)
-        self.recording_ids = recordings["recording_id"].astype(str).tolist()
-        self.paths = recordings["path"].astype(str).tolist()
-        self.file_rates = recordings["sample_rate"].to_numpy(dtype=np.int64)
-        self.file_samples = recordings["n_samples"].to_numpy(dtype=np.int64)
-        rate = config.sample_rate
-        self.n_samples = self.file_samples * rate // self.file_rates  # at the target rate
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cached_bytes = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use the plan of ``epoch`` (call before iterating, like DistributedSampler)."""
-        self.epoch = int(epoch)
-
-    def _shard(self) -> tuple[int, int]:
-        worker = get_worker_info()
-        n_workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
-        return self.rank * n_workers + worker_id, self.world_size * n_workers
-
-    def _whole(self, rec: int) -> np.ndarray | None:
-        """The whole recording at the target rate from the cache (decoded on first use), or None
-        when it is too long (``cache_file_max_s``) or too big (``cache_bytes``) to cache."""
-        cfg = self.config
-        if rec in self._cache:
-            self._cache.move_to_end(rec)
-            return self._cache[rec]
-        too_long = self.file_samples[rec] / self.file_rates[rec] > cfg.cache_file_max_s
-        if too_long or 4 * (int(self.n_samples[rec]) + 1) > cfg.cache_bytes:
-            return None
-        from biomae.audio import load
-
-        audio, _ = load(self.paths[rec], sample_rate=cfg.sample_rate)
-        self._cache[rec] = audio
-        self._cached_bytes += audio.nbytes
-        while self._cached_bytes > cfg.cache_bytes:
-            _, old = self._cache.popitem(last=False)
-            self._cached_bytes -= old.nbytes
-        return audio
-
-    def _audio(self, rec: int, start: int, n_valid_max: int) -> tuple[torch.Tensor, int]:
-        """``window_samples`` float32 samples from ``start`` (target rate); zeros after the first
-        ``min(n_valid_max, samples left in the file)``. Returns ``(audio, n_valid)``."""
-        size = self.config.window_samples
-        whole = self._whole(rec)
-        if whole is not None:
-            part = whole[start : start + min(size, n_valid_max)]
-        else:
-            part = self._read_span(rec, start, min(size, n_valid_max))
-        if len(part) == size:
-            # In a DataLoader worker the item is copied on its way out (collated into shared
-            # memory, or pickled): a view of the cache is safe and saves a copy. In-process, a copy,
-            # so that in-place edits of an item never reach the cache.
-            view = part if get_worker_info() is not None and whole is not None else part.copy()
-            return torch.from_numpy(view), size
-        out = np.zeros(size, dtype=np.float32)
-        out[: len(part)] = part
-        return torch.from_numpy(out), len(part)
-
-    def _read_span(self, rec: int, start: int, size: int) -> np.ndarray:
-        from biomae.audio import load, resample
-
-        rate, file_rate = self.config.sample_rate, int(self.file_rates[rec])
-        first = start * file_rate // rate
-        count = min(-(-size * file_rate // rate), int(self.file_samples[rec]) - first)
-        audio, _ = load(self.paths[rec], start_s=first / file_rate, duration_s=count / file_rate)
-        return resample(audio, file_rate, rate)[:size]
 
 
 def _ranges(rows: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -323,25 +260,33 @@ class WindowDataset(_WindowSource):
         order = rng.permutation(n)
         return region[order], start[order]
 
-    def __iter__(self) -> Iterator[dict]:
+    def _entries(self) -> Iterator[tuple[int, int, int]]:
         shard, n_shards = self._shard()
         regions, starts = self.plan()
         for region, start in zip(
             regions[shard::n_shards].tolist(), starts[shard::n_shards].tolist(), strict=False
         ):
-            yield self.window(region, start)
+            rec, _, last = self._region_list[region]
+            yield rec, start, last
+
+    def _recordings_used(self) -> np.ndarray:
+        return np.unique(self.regions[:, 0])
+
+    def _extras(self, rec: int, start: int, stop: int) -> dict:
+        return {
+            "events": self._window_events(rec, start, min(start + self.config.window_samples, stop))
+        }
 
     def window(self, region: int, start: int) -> dict:
         """The item for a window at ``start`` (target samples) in region ``region``."""
         rec, _, last = self._region_list[region]
-        rate, size = self.config.sample_rate, self.config.window_samples
         audio, n_valid = self._audio(rec, start, last - start)
         return {
             "audio": audio,
-            "events": self._window_events(rec, start, start + min(size, last - start)),
+            **self._extras(rec, start, last),
             "recording_id": self.recording_ids[rec],
             "start_sample": start,
-            "sample_rate": rate,
+            "sample_rate": self.config.sample_rate,
             "n_valid": n_valid,
         }
 
@@ -397,7 +342,7 @@ class UnlabeledStream(_WindowSource):
         span = np.maximum(self.n_samples[rec] - self.config.window_samples, 0) + 1
         return rec, rng.integers(0, span)
 
-    def __iter__(self) -> Iterator[dict]:
+    def _entries(self) -> Iterator[tuple[int, int, int]]:
         shard, n_shards = self._shard()
         i, b = shard, 0
         while self.n_windows is None or i < self.n_windows:
@@ -405,44 +350,6 @@ class UnlabeledStream(_WindowSource):
                 b += 1
             recs, starts = self._block(b)
             while i < (b + 1) * self._BLOCK and (self.n_windows is None or i < self.n_windows):
-                rec, start = int(recs[i - b * self._BLOCK]), int(starts[i - b * self._BLOCK])
-                audio, n_valid = self._audio(rec, start, int(self.n_samples[rec]) - start)
-                yield {
-                    "audio": audio,
-                    "recording_id": self.recording_ids[rec],
-                    "start_sample": start,
-                    "sample_rate": self.config.sample_rate,
-                    "n_valid": n_valid,
-                }
+                rec = int(recs[i - b * self._BLOCK])
+                yield rec, int(starts[i - b * self._BLOCK]), int(self.n_samples[rec])
                 i += n_shards
-
-
-def events_frame(columns: dict) -> pd.DataFrame:
-    """A window's events as a DataFrame (canonical event columns + ``kept_fraction``)."""
-    return pd.DataFrame({c: columns[c] for c in _EVENT_OUT})
-
-
-def collate_windows(items: Sequence[dict]) -> dict:
-    """Batch window items: ``audio`` (B, T), ``start_sample`` and ``n_valid`` (B,) int64,
-    ``recording_id`` list, ``sample_rate`` int and, for labelled items, ``events`` (list of B
-    event tables, as the items carry them: DataFrames or column dicts)."""
-    if not items:
-        raise ValueError("collate_windows got an empty batch")
-    rates = {item["sample_rate"] for item in items}
-    if len(rates) != 1:
-        raise ValueError(f"a batch mixes sample rates {sorted(rates)}")
-    audio = [item["audio"] for item in items]
-    out = None
-    if get_worker_info() is not None:  # build the batch in shared memory: no copy on the way out
-        storage = audio[0]._typed_storage()._new_shared(len(audio) * audio[0].numel())
-        out = audio[0].new(storage).resize_(len(audio), *audio[0].shape)
-    batch = {
-        "audio": torch.stack(audio, out=out),  # (B, T)
-        "start_sample": torch.tensor([item["start_sample"] for item in items], dtype=torch.int64),
-        "n_valid": torch.tensor([item["n_valid"] for item in items], dtype=torch.int64),
-        "recording_id": [item["recording_id"] for item in items],
-        "sample_rate": rates.pop(),
-    }
-    if "events" in items[0]:
-        batch["events"] = [item["events"] for item in items]
-    return batch

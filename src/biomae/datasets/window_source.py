@@ -1,0 +1,240 @@
+"""Decoded-audio access shared by the window samplers of :mod:`biomae.datasets.windows`:
+recordings, the rank / worker share of a plan, the per-worker LRU cache of decoded files (in the
+transport dtype) and span reading for files too long to cache."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+INT16_SCALE = 32768.0  # int16 transport: float value = int16 value / INT16_SCALE
+
+
+def to_float32(audio: torch.Tensor) -> torch.Tensor:
+    """Transport audio as float32: int16 becomes a new tensor ``audio / 32768`` (exact), float32
+    is returned as is."""
+    if audio.dtype != torch.int16:
+        return audio
+    if audio.device.type == "cpu":  # one pass (torch's promoting mul is 2x slower on CPU)
+        scale = np.float32(1.0 / INT16_SCALE)
+        return torch.from_numpy(np.multiply(audio.numpy(), scale, dtype=np.float32))
+    return audio.float().mul_(1.0 / INT16_SCALE)
+
+
+def to_transport(audio: np.ndarray, dtype: str) -> np.ndarray:
+    """Float32 audio in the transport dtype (int16: ``round(x * 32768)``, clipped)."""
+    if dtype == "float32":
+        return audio
+    return np.clip(np.rint(audio * INT16_SCALE), -32768, 32767).astype(np.int16)
+
+
+def _distributed_rank() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _WindowSource(IterableDataset):
+    """Shared machinery: recordings, sharding, cached span decoding."""
+
+    def __init__(self, recordings: pd.DataFrame, config, rank: int | None, world_size: int | None):
+        if rank is None or world_size is None:
+            rank, world_size = _distributed_rank()
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
+        self.config = config
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        recordings = recordings.reset_index(drop=True)
+        self.recording_ids = recordings["recording_id"].astype(str).tolist()
+        self.paths = recordings["path"].astype(str).tolist()
+        self.file_rates = recordings["sample_rate"].to_numpy(dtype=np.int64)
+        self.file_samples = recordings["n_samples"].to_numpy(dtype=np.int64)
+        rate = config.sample_rate
+        self.n_samples = self.file_samples * rate // self.file_rates  # at the target rate
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cached_bytes = 0
+        self.shared_cache: SharedCache | None = None  # set by WindowLoader: one cache for workers
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the plan of ``epoch`` (call before iterating, like DistributedSampler)."""
+        self.epoch = int(epoch)
+
+    def _shard(self) -> tuple[int, int]:
+        worker = get_worker_info()
+        n_workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        return self.rank * n_workers + worker_id, self.world_size * n_workers
+
+    def _whole(self, rec: int) -> np.ndarray | None:
+        """The whole recording at the target rate from the cache (decoded on first use), or None
+        when it is too long (``cache_file_max_s``) or too big (``cache_bytes``) to cache."""
+        cfg = self.config
+        if self.shared_cache is not None and (audio := self.shared_cache.get(rec)) is not None:
+            return audio
+        if rec in self._cache:
+            self._cache.move_to_end(rec)
+            return self._cache[rec]
+        too_long = self.file_samples[rec] / self.file_rates[rec] > cfg.cache_file_max_s
+        itemsize = np.dtype(cfg.transport_dtype).itemsize
+        if too_long or itemsize * (int(self.n_samples[rec]) + 1) > cfg.cache_bytes:
+            return None
+        audio = self._decode(rec)
+        self._cache[rec] = audio
+        self._cached_bytes += audio.nbytes
+        while self._cached_bytes > cfg.cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached_bytes -= old.nbytes
+        return audio
+
+    def _decode(self, rec: int) -> np.ndarray:
+        """The whole recording at the target rate, in the transport dtype."""
+        from biomae.audio import load
+
+        audio, _ = load(self.paths[rec], sample_rate=self.config.sample_rate)
+        return to_transport(audio, self.config.transport_dtype)
+
+    def _recordings_used(self) -> np.ndarray:
+        """Indices of the recordings windows can come from (all, unless a subclass knows)."""
+        return np.flatnonzero(self.n_samples > 0)
+
+    def _part(self, rec: int, start: int, n_valid_max: int) -> tuple[np.ndarray, bool]:
+        """The real samples of the window at ``start`` (at most ``window_samples`` and
+        ``n_valid_max``) in the transport dtype, and whether they are a view of the cache."""
+        size = min(self.config.window_samples, n_valid_max)
+        whole = self._whole(rec)
+        if whole is not None:
+            return whole[start : start + size], True
+        return to_transport(self._read_span(rec, start, size), self.config.transport_dtype), False
+
+    def _fill(self, rec: int, start: int, n_valid_max: int, out: np.ndarray) -> int:
+        """Write the window into ``out`` ((window_samples,), transport dtype), zeros after the
+        real samples; returns ``n_valid`` (the batch builder of ``WindowLoader``)."""
+        part, _ = self._part(rec, start, n_valid_max)
+        out[: len(part)] = part
+        out[len(part) :] = 0
+        return len(part)
+
+    def _audio(self, rec: int, start: int, n_valid_max: int) -> tuple[torch.Tensor, int]:
+        """``window_samples`` float32 samples from ``start`` (target rate); zeros after the first
+        ``min(n_valid_max, samples left in the file)``. Returns ``(audio, n_valid)``."""
+        size = self.config.window_samples
+        part, cached = self._part(rec, start, n_valid_max)
+        if len(part) == size and part.dtype == np.float32:
+            # In a DataLoader worker the item is copied on its way out (collated into shared
+            # memory, or pickled): a view of the cache is safe and saves a copy. In-process, a copy,
+            # so that in-place edits of an item never reach the cache.
+            view = part if get_worker_info() is not None and cached else part.copy()
+            return torch.from_numpy(view), size
+        out = np.zeros(size, dtype=part.dtype)
+        out[: len(part)] = part
+        return to_float32(torch.from_numpy(out)), len(part)
+
+    def __iter__(self) -> Iterator[dict]:
+        rate = self.config.sample_rate
+        for rec, start, stop in self._entries():
+            audio, n_valid = self._audio(rec, start, stop - start)
+            yield {
+                "audio": audio,
+                **self._extras(rec, start, stop),
+                "recording_id": self.recording_ids[rec],
+                "start_sample": start,
+                "sample_rate": rate,
+                "n_valid": n_valid,
+            }
+
+    def _entries(self) -> Iterator[tuple[int, int, int]]:
+        """This rank's and worker's windows in plan order: ``(recording, start, stop)``, where
+        ``stop`` (target samples) ends the region the window may cover."""
+        raise NotImplementedError
+
+    def _extras(self, rec: int, start: int, stop: int) -> dict:
+        """Item fields besides audio and position (the events of labelled windows)."""
+        return {}
+
+    def _read_span(self, rec: int, start: int, size: int) -> np.ndarray:
+        from biomae.audio import load, resample
+
+        rate, file_rate = self.config.sample_rate, int(self.file_rates[rec])
+        first = start * file_rate // rate
+        count = min(-(-size * file_rate // rate), int(self.file_samples[rec]) - first)
+        audio, _ = load(self.paths[rec], start_s=first / file_rate, duration_s=count / file_rate)
+        return resample(audio, file_rate, rate)[:size]
+
+
+class SharedCache:
+    """The decoded audio of a dataset's cacheable recordings (``cache_file_max_s``), one copy in
+    shared memory for all DataLoader workers instead of one LRU cache per worker, and decoded by
+    the workers together before the first epoch (:meth:`warm`): each file is decoded once, by one
+    worker (files spread so that workers get about equal audio), instead of once per worker.
+
+    Layout: ``arena`` (sum of ``n_samples + 1``,) in the transport dtype; recording ``recs[i]``
+    lives at ``arena[offsets[i] : offsets[i] + lengths[i]]``; ``lengths[i] = -1`` until decoded.
+    Build it with :meth:`for_dataset` (``None`` when the files do not fit in ``cache_bytes``).
+    """
+
+    def __init__(self, recs: np.ndarray, capacity: np.ndarray, dtype: str):
+        self.recs = recs  # (R,) recording indices
+        self.capacity = capacity  # (R,) samples reserved per recording
+        self.offsets = np.concatenate([[0], np.cumsum(capacity)])  # (R + 1,)
+        self.index = {int(rec): i for i, rec in enumerate(recs.tolist())}
+        self.arena = shared_empty(int(self.offsets[-1]), getattr(torch, dtype))
+        self.lengths = torch.full((len(recs),), -1, dtype=torch.int64).share_memory_()
+
+    @classmethod
+    def for_dataset(cls, dataset) -> SharedCache | None:
+        cfg = dataset.config
+        recs = dataset._recordings_used()
+        duration_s = dataset.file_samples[recs] / dataset.file_rates[recs]
+        recs = recs[duration_s <= cfg.cache_file_max_s]
+        capacity = dataset.n_samples[recs] + 1  # the resampler may give one sample more
+        nbytes = int(capacity.sum()) * np.dtype(cfg.transport_dtype).itemsize
+        if len(recs) == 0 or nbytes > cfg.cache_bytes:
+            return None
+        return cls(recs, capacity, cfg.transport_dtype)
+
+    def get(self, rec: int) -> np.ndarray | None:
+        """Recording ``rec`` (a view of shared memory), or None: not cached or not decoded yet."""
+        i = self.index.get(rec)
+        if i is None or (length := int(self.lengths[i])) < 0:
+            return None
+        start = int(self.offsets[i])
+        return self.arena.numpy()[start : start + length]
+
+    def owned(self, worker: int, n_workers: int) -> list[int]:
+        """Positions in ``recs`` that ``worker`` decodes: largest first to the least loaded."""
+        load_samples = np.zeros(n_workers, dtype=np.int64)
+        mine = []
+        for i in np.argsort(-self.capacity, kind="stable").tolist():
+            w = int(np.argmin(load_samples))
+            load_samples[w] += self.capacity[i]
+            if w == worker:
+                mine.append(i)
+        return mine
+
+    def warm(self, dataset, worker: int, n_workers: int, timeout_s: float = 600.0) -> None:
+        """Decode this worker's files into the arena, then wait until all workers are done."""
+        arena = self.arena.numpy()
+        for i in self.owned(worker, n_workers):
+            if self.lengths[i] < 0:
+                audio = dataset._decode(int(self.recs[i]))[: self.capacity[i]]
+                arena[self.offsets[i] : self.offsets[i] + len(audio)] = audio
+                self.lengths[i] = len(audio)  # published after the samples
+        deadline = time.monotonic() + timeout_s
+        while bool((self.lengths < 0).any()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SharedCache: other workers did not decode in {timeout_s} s")
+            time.sleep(0.001)
+
+
+def shared_empty(n: int, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised (n,) tensor in shared memory (pages are allocated when first written)."""
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(n)
+    return torch.empty(0, dtype=dtype).new(storage)
