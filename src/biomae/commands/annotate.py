@@ -5,6 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+# options of the energy detector and their defaults (EnergyDetectorConfig field names)
+ENERGY_DEFAULTS = {
+    "low_hz": None,
+    "high_hz": None,
+    "on_db": 8.0,
+    "off_db": 4.0,
+    "min_duration_s": None,
+    "merge_gap_s": None,
+    "label": "call",
+    "denoise": False,
+}
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,8 +38,9 @@ def add_parser(subparsers) -> None:
         default="auto",
         choices=["auto", "energy"],
         help="without --model: auto = the starter model when one is installed "
-        "($BIOMAE_STARTER_MODEL or the packaged one), else energy (band energy above an "
-        "adaptive noise floor)",
+        "($BIOMAE_STARTER_MODEL or the packaged one) for recordings sampled below 96 kHz and the "
+        "energy detector for ultrasonic ones; energy = band energy above an adaptive noise floor "
+        "everywhere (also chosen when any energy option such as --on-db is given)",
     )
     p.add_argument(
         "--model",
@@ -98,10 +111,26 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
         model_path = args.model
-        if model_path is None and args.detector == "auto":
+        auto = model_path is None and args.detector == "auto"
+        if auto:
             from biomae.starter import default_model
 
             model_path = default_model()
+        energy_options = [
+            f"--{name.replace('_', '-')}"
+            for name, default in ENERGY_DEFAULTS.items()
+            if getattr(args, name) != default
+        ]
+        if model_path and energy_options and not auto:
+            raise ValueError(
+                f"{', '.join(energy_options)} apply to the energy detector, not --model"
+            )
+        if model_path and energy_options:  # auto, with energy settings given: the user means energy
+            model_path = None
+        energy = EnergyDetector(
+            EnergyDetectorConfig(**{name: getattr(args, name) for name in ENERGY_DEFAULTS})
+        )
+        detector = energy
         if model_path:
             from biomae.infer import InferConfig, ModelDetector
 
@@ -117,19 +146,10 @@ def run(args: argparse.Namespace) -> int:
                     num_workers=args.workers,
                 ),
             )
-        else:
-            detector = EnergyDetector(
-                EnergyDetectorConfig(
-                    low_hz=args.low_hz,
-                    high_hz=args.high_hz,
-                    on_db=args.on_db,
-                    off_db=args.off_db,
-                    min_duration_s=args.min_duration_s,
-                    merge_gap_s=args.merge_gap_s,
-                    label=args.label,
-                    denoise=args.denoise,
-                )
-            )
+            if auto:  # the starter model, with ultrasonic recordings left to the energy detector
+                from biomae.detectors.auto import AutoDetector
+
+                detector = AutoDetector(detector, energy)
         summary = annotate(args.inputs, args.out, detector, config)
     except (ValueError, FileNotFoundError) as err:
         print(f"biomae annotate: {err}", file=sys.stderr)
