@@ -67,7 +67,10 @@ def test_demo_on_bundled_example(example_path, tmp_path):
     assert (out / "example.png").stat().st_size > 10_000
     assert len(pd.read_parquet(out / "events.parquet")) == len(ours)
     params = json.loads((out / "run.json").read_text())
-    assert params["detector"]["detector"] == "energy"
+    from biomae.starter import default_model
+
+    # the default: the packaged starter model (routed by AutoDetector) when it ships, else energy
+    assert params["detector"]["detector"] == ("auto" if default_model() else "energy")
 
 
 def test_folder_with_a_corrupt_file_is_reported_and_skipped(folder, tmp_path):
