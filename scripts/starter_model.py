@@ -142,13 +142,30 @@ def _scores(pred: pd.DataFrame, ref: pd.DataFrame) -> dict:
     return {k: (round(v, 4) if v == v else None) for k, v in values.items()} | {"n_ref": len(ref)}
 
 
-def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
+def _detect(det, root: Path, names: list[str]) -> pd.DataFrame:
+    """Events of recordings ``root / name`` from ``det``, named by ``name``."""
     from biomae.annotations.schema import concat_events
+
+    if hasattr(det, "detect_files"):  # BirdNET: one run for all files
+        events = det.detect_files([str(root / f) for f in names])
+        events["recording"] = events["recording"].map({str(root / f): f for f in names})
+        return events
+    return concat_events(det.detect_file(root / f, recording=f) for f in names)
+
+
+def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
+    import time
+
     from biomae.detectors.energy import EnergyDetector
+    from biomae.evaluate.birdnet import BirdNETDetector, BirdNETUnavailable
     from biomae.infer import InferConfig, ModelDetector
 
     model = ModelDetector(work / "finetune" / "best.safetensors", InferConfig(device="cpu"))
     detectors = {"starter": model, "energy": EnergyDetector()}
+    try:  # a baseline when the peers' venv is set up (bench/peers/setup_birdnet.sh)
+        detectors["BirdNET V2.4"] = BirdNETDetector()
+    except BirdNETUnavailable as err:
+        print(f"starter: BirdNET baseline skipped: {err}", flush=True)
     unseen = files[(files["use"] == "eval-only") & (files["taxon"] == starter.UNSEEN_SPECIES)]
     if args.smoke:
         unseen = unseen.head(SMOKE_SPECIES_FILES)
@@ -165,13 +182,39 @@ def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
         minutes = float(chosen["duration_s"].sum()) / 60
         metrics[name] = {}
         for det_name, det in detectors.items():
-            pred = concat_events(det.detect_file(root / f, recording=f) for f in chosen["file"])
-            scores = _scores(pred, ref) | {"per_min": round(len(pred) / max(minutes, 1e-9), 1)}
+            started = time.perf_counter()
+            pred = _detect(det, root, list(chosen["file"]))
+            scores = _scores(pred, ref) | {
+                "per_min": round(len(pred) / max(minutes, 1e-9), 1),
+                "seconds": round(time.perf_counter() - started, 2),
+                "audio_s": round(minutes * 60, 1),
+            }
             if partial:  # unboxed calls exist: precision and F1 mean nothing
                 scores.update(precision=None, f1=None, partial=True)
             metrics[name][det_name] = scores
             print(f"starter: {name}: {det_name}: {scores}", flush=True)
     return metrics
+
+
+def _size(model_path: Path) -> dict:
+    """Parameters and analytic GFLOPs per second of audio of the fine-tuned model (encoder over
+    all tokens, windows overlapping by the annotate default)."""
+    from biomae.infer import InferConfig
+    from biomae.models.mae import MAEConfig
+    from biomae.models.presets import flops_per_second_of_audio
+    from biomae.train.finetune import load_finetuned
+
+    model, config = load_finetuned(model_path)
+    mae = MAEConfig(encoder=model.encoder.config)
+    flops = flops_per_second_of_audio(
+        mae, hop_s=config.front_end.hop_s, clip_s=config.data.window_s
+    )
+    overlap = InferConfig().overlap
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "encoder_gflop_per_audio_s": round(flops["encoder"] / (1 - overlap) / 1e9, 3),
+        "overlap": overlap,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": state["evaluate"],
         "timings_s": timings,
         "size_bytes": size,
+        "size": _size(args.out / "starter.safetensors"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     }
     from biomae._io import atomic_write_text

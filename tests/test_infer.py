@@ -203,7 +203,8 @@ def test_annotate_uses_the_installed_starter_model_by_default(
 
     monkeypatch.setenv("BIOMAE_STARTER_MODEL", str(tiny_detect_model))
     assert main(["annotate", str(recording), "--out", str(tmp_path / "a"), "--quiet"]) == 0
-    assert json.loads((tmp_path / "a" / "run.json").read_text())["detector"]["detector"] == "model"
+    params = json.loads((tmp_path / "a" / "run.json").read_text())["detector"]
+    assert params["detector"] == "auto" and params["below"]["detector"] == "model"
     assert (
         main(
             [

@@ -57,6 +57,8 @@ class InferConfig:
         time_expansion: play the recording this many times slower (ultrasonic recordings).
         boxes: measure a frequency box for each event.
         box_context_s: audio either side of an event used to estimate the noise floor of its box.
+        box_min_hz: frequencies below this (real Hz) are left out of boxes: wind and handling
+            rumble vary too much for a noise floor (the energy detector's band starts there too).
         threshold_on: override of the model's decode threshold (None keeps the model's).
         num_workers: DataLoader worker processes decoding recordings (0: one background thread).
     """
@@ -68,6 +70,7 @@ class InferConfig:
     time_expansion: float = 1.0
     boxes: bool = True
     box_context_s: float = 0.5
+    box_min_hz: float = 150.0
     threshold_on: float | None = None
     num_workers: int = 0
 
@@ -332,6 +335,9 @@ class ModelDetector:
                 j += 1
             audio, rate = audio_io.load(path, start_s=group_lo, duration_s=group_hi - group_lo)
             power, hop, edges_hz = _power_spectrogram(audio, rate)  # (F, T) 5-ms frames
+            low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
+            low_bin = min(low_bin, power.shape[0] - 1)
+            power, edges_hz = power[low_bin:], edges_hz[low_bin:]  # bins above box_min_hz
             fps = rate / hop  # frames per second
             for k in order[i:j]:
                 c_lo = min(power.shape[1] - 1, round((lo_s[k] - group_lo) * fps))

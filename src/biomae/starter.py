@@ -272,6 +272,10 @@ use, evaluation only) in which only some calls are boxed — there, only recall 
 each detector is. `energy` is biomae's energy detector with its default settings on the same
 recordings.
 
+## Speed and size
+
+{_speed_and_size(info)}
+
 ## Known limits
 
 - Real calls of one species only (Bengalese finch, lab recordings), widened by procedural calls:
@@ -281,6 +285,33 @@ recordings.
 - Class-agnostic: no species labels. Frequency boxes come from the energy in each detected span.
 - Tiny model and few hours of data; the numbers above come from few recordings of few birds.
 """
+
+
+def _speed_and_size(info: dict) -> str:
+    """The card's speed paragraph: size, FLOPs, and real-time factors from the evaluate stage."""
+    size = info.get("size") or {}
+    lines = []
+    if size:
+        lines.append(
+            f"{size['parameters'] / 1e6:.2f}M parameters ({info['size_bytes'] / 2**20:.1f} MB, "
+            f"fp32); the encoder costs {size['encoder_gflop_per_audio_s']:.2f} GFLOP per second of "
+            f"audio at the annotate default of windows overlapping by {size['overlap']:g}."
+        )
+    totals: dict[str, list[float]] = {}
+    for by_det in info["metrics"].values():
+        for det, v in by_det.items():
+            if "seconds" in v:
+                total = totals.setdefault(det, [0.0, 0.0])
+                total[0] += v["audio_s"]
+                total[1] += v["seconds"]
+    if totals:
+        rates = ", ".join(f"{det} {a / max(t, 1e-9):.0f}x" for det, (a, t) in totals.items())
+        lines.append(
+            f"Real-time factors while scoring the recordings above (many short files, one "
+            f"thread, {info['machine']}; BirdNET's includes its start-up once per set): {rates}. "
+            "The README's `bench/bench_vs_birdnet.py` figures compare whole runs on long audio."
+        )
+    return "\n".join(lines) if lines else "(not measured)"
 
 
 def _timed(name: str, timings: dict, fn, *args):
