@@ -128,8 +128,10 @@ class _SlotBatches(IterableDataset):
         self._stop_ahead()  # an epoch given up early: its decode-ahead thread ends
         self.dataset.set_epoch(int(self.epoch[0]))
         cache = self.dataset.shared_cache
-        # Files are decoded as batches need them; a thread decodes this worker's next ones.
-        self._ahead = cache.start_ahead(self.dataset) if cache is not None else None
+        # Files are decoded as batches need them; in a worker, a thread decodes its next ones (not
+        # in the main process, whose threads a later fork would copy mid-call).
+        if cache is not None and worker is not None:
+            self._ahead = cache.start_ahead(self.dataset)
         # A new epoch: the DataLoader has dropped the previous epoch's batches still in flight.
         self.free[w].fill_(1)
         try:
