@@ -5,9 +5,10 @@ Prints
    recordings and events imported;
 2. 10-s windows per second delivered with ``--workers`` DataLoader workers (default 2, target
    >= 2,000/s) from a :class:`WindowDataset` (positive_fraction 0.5) over the fully annotated
-   recordings, per epoch: epoch 0 decodes each file once per worker into its cache, later epochs
-   read from the cache. The fast path, :class:`WindowLoader` (batches built in the workers in
-   reusable shared-memory slots, float32 batches in the main process), with int16 and float32
+   recordings, per epoch: epoch 0 decodes each file once (by the first worker that needs it) into
+   the shared-memory cache while batches flow, later epochs read from the cache. The fast path,
+   :class:`WindowLoader` (batches built in the workers in reusable shared-memory slots, float32
+   batches in the main process), with int16 and float32
    transport and events as column dicts, then int16 with events as DataFrames; then, for
    comparison, the per-item path ``DataLoader(dataset, batch_size, collate_fn=collate_windows)``
    (whose persistent workers do not see ``set_epoch``: they repeat epoch 0's windows). The CPU

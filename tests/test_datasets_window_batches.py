@@ -3,6 +3,9 @@ same windows, order and sharding as the per-item path, values within 16-bit quan
 
 from __future__ import annotations
 
+import pickle
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +14,7 @@ import torch
 
 from biomae.annotations import make_events
 from biomae.datasets.catalog import Catalog
+from biomae.datasets.window_batches import _pack, _PackedColumns, _unpack
 from biomae.datasets.window_source import SharedCache
 from biomae.datasets.windows import (
     UnlabeledStream,
@@ -177,13 +181,115 @@ def test_transport_dtype_is_validated():
         WindowConfig(transport_dtype="int8")
 
 
-def test_shared_cache_spreads_files_over_workers(catalog):
+def test_shared_cache_decodes_a_file_when_first_needed(catalog):
+    ds = dataset(catalog, transport_dtype="int16")
+    cache = SharedCache.for_dataset(ds)
+    assert cache.recs.tolist() == [0, 1, 2] and cache.get(1) is None  # nothing decoded up front
+    assert np.array_equal(cache.fetch(ds, 1), ds._decode(1))
+    assert cache.lengths.tolist() == [cache.UNCLAIMED, len(ds._decode(1)), cache.UNCLAIMED]
+    assert cache.fetch(ds, 7) is None  # not a cached recording
+
+
+def test_shared_cache_waits_for_a_file_another_process_decodes(catalog):
     ds = dataset(catalog)
     cache = SharedCache.for_dataset(ds)
-    owned = [cache.owned(w, 2) for w in range(2)]
-    assert sorted(owned[0] + owned[1]) == list(range(len(cache.recs))) == [0, 1, 2]
-    assert owned[0] == [0]  # the 20-s file alone; the 6-s and 1.5-s files to the other worker
-    assert cache.get(int(cache.recs[0])) is None  # not decoded yet
+    cache.lengths[2] = cache.CLAIMED  # as if another worker were decoding it
+    ds._decode_into = None  # fetch must not decode it again
+
+    def other_worker():
+        audio = dataset(catalog)._decode(2)
+        cache.arena.numpy()[cache.offsets[2] : cache.offsets[2] + len(audio)] = audio
+        cache.lengths[2] = len(audio)
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    got = cache.fetch(ds, 2)
+    thread.join()
+    assert np.array_equal(got, dataset(catalog)._decode(2))
+
+
+def test_a_failed_decode_leaves_the_file_to_the_next_process(catalog, monkeypatch):
+    ds = dataset(catalog)
+    cache = SharedCache.for_dataset(ds)
+
+    def broken(rec, out):
+        raise RuntimeError(f"cannot decode {rec}")
+
+    monkeypatch.setattr(ds, "_decode_into", broken)
+    with pytest.raises(RuntimeError, match="cannot decode 0"):
+        cache.fetch(ds, 0)
+    cache.decode_ahead(ds, threading.Event())  # errors are left to fetch
+    assert (cache.lengths == cache.UNCLAIMED).all()
+    monkeypatch.undo()
+    assert np.array_equal(cache.fetch(ds, 0), ds._decode(0))
+
+
+def test_decode_ahead_decodes_the_share_of_the_epoch_until_stopped(catalog):
+    ds = dataset(catalog, transport_dtype="int16", cache_file_max_s=10.0)  # 20-s file: spans
+    cache = SharedCache.for_dataset(ds)
+    stop = threading.Event()
+    stop.set()
+    cache.decode_ahead(ds, stop)
+    assert (cache.lengths == cache.UNCLAIMED).all()
+    cache.decode_ahead(ds, threading.Event())
+    for rec in (1, 2):
+        assert np.array_equal(cache.get(rec), ds._decode(rec))
+    assert cache.start_ahead(ds) is None  # nothing left to decode: no thread
+
+
+@pytest.mark.parametrize("transport_dtype", ["float32", "int16"])
+def test_decode_into_equals_decode(catalog, transport_dtype):
+    ds = dataset(catalog, transport_dtype=transport_dtype)
+    for rec in range(3):
+        expected = ds._decode(rec)
+        out = np.zeros(len(expected) + 2, dtype=transport_dtype)
+        assert ds._decode_into(rec, out) == len(expected)
+        assert np.array_equal(out[: len(expected)], expected) and not out[len(expected) :].any()
+        assert ds._decode_into(rec, out[:5]) == 5  # cut at the room there is
+
+
+def test_packed_event_columns_round_trip():
+    tables = [
+        {"start_s": np.array([0.5, 1.0]), "label": np.array(["a", None], dtype=object)},
+        {"start_s": np.array([], dtype=float), "label": np.array([], dtype=object)},
+        {"start_s": np.array([2.0]), "label": np.array(["c"], dtype=object)},
+    ]
+    packed = _pack(tables)
+    assert isinstance(packed, _PackedColumns)
+    got = _unpack(pickle.loads(pickle.dumps(packed)))
+    assert len(got) == 3
+    for a, b in zip(got, tables, strict=True):
+        assert a.keys() == b.keys()
+        assert all(a[c].dtype == b[c].dtype and a[c].tolist() == b[c].tolist() for c in a)
+    mixed = [tables[0], {"start_s": np.array([1], dtype=np.int64), "label": tables[0]["label"]}]
+    assert _pack(mixed) is mixed  # dtypes differ: sent as they are
+    frames = [pd.DataFrame(t) for t in tables]
+    assert _pack(frames) is frames and _unpack(frames) is frames
+
+
+@pytest.mark.parametrize("num_workers", [0, pytest.param(2, marks=pytest.mark.distributed)])
+def test_event_columns_equal_the_per_item_path(catalog, num_workers):
+    ds = dataset(catalog, events_as="columns", transport_dtype="int16")
+    got = list(WindowLoader(ds, batch_size=8, num_workers=num_workers))
+    items = sorted(dataset(catalog, events_as="columns", transport_dtype="int16"), key=_key)
+    windows = sorted(
+        (
+            {"recording_id": rid, "start_sample": int(start), "events": events}
+            for batch in got
+            for rid, start, events in zip(
+                batch["recording_id"], batch["start_sample"], batch["events"], strict=True
+            )
+        ),
+        key=_key,
+    )
+    assert len(windows) == len(items) == 50
+    for window, item in zip(windows, items, strict=True):
+        assert _key(window) == _key(item) and window["events"].keys() == item["events"].keys()
+        pd.testing.assert_frame_equal(pd.DataFrame(window["events"]), pd.DataFrame(item["events"]))
+
+
+def _key(window: dict) -> tuple:
+    return window["recording_id"], int(window["start_sample"])
 
 
 def test_shared_cache_holds_the_decoded_files(catalog):

@@ -204,6 +204,12 @@ def _check_finite(path: str, audio: np.ndarray, offset: int) -> None:
         )
 
 
+def _integer_pcm(subtype: str) -> bool:
+    """Whether a libsndfile subtype stores integer samples (PCM, A-law, µ-law), which cannot
+    decode to NaN or Inf (FLAC is always PCM_16 / PCM_24 / PCM_S8)."""
+    return subtype.startswith("PCM_") or subtype in ("ALAW", "ULAW")
+
+
 def _to_mono(frames: np.ndarray, channel: int | None) -> np.ndarray:
     """(n, C) float32 -> (n,) float32: pick ``channel`` or average all channels."""
     if channel is not None:
@@ -275,7 +281,8 @@ def load(
         frames = _read_frames(handle, meta, n_frames, start)
     audio = _to_mono(frames, channel)
     del frames
-    _check_finite(meta.path, audio, start)
+    if not _integer_pcm(meta.subtype):  # integer samples decode to finite floats
+        _check_finite(meta.path, audio, start)
     rate = meta.sample_rate
     if sample_rate is not None and sample_rate != rate:
         audio, rate = resample(audio, rate, int(sample_rate)), int(sample_rate)

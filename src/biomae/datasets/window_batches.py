@@ -71,6 +71,42 @@ def collate_windows(items: Sequence[dict]) -> dict:
     return batch
 
 
+class _PackedColumns(tuple):
+    """Per-window column dicts (events as ``"columns"``) of one batch as one array per column,
+    ``(counts (B,), {column: concatenated array})``: 13 arrays instead of 13 per window to pickle
+    in the worker and unpickle in the main process (0.4 instead of 2 ms each way for 32 windows
+    of about 25 events)."""
+
+
+def _pack(values: list) -> list | _PackedColumns:
+    """``values`` (one per window) as :class:`_PackedColumns` where they are column dicts with the
+    same columns and dtypes, else as they are."""
+    first = values[0]
+    if not isinstance(first, dict) or not all(isinstance(v, np.ndarray) for v in first.values()):
+        return values
+    dtypes = {c: a.dtype for c, a in first.items()}
+    for value in values:
+        if not isinstance(value, dict) or value.keys() != dtypes.keys():
+            return values
+        if any(not isinstance(a, np.ndarray) or a.ndim != 1 or a.dtype != dtypes[c]
+               for c, a in value.items()):  # fmt: skip
+            return values
+    counts = np.array([len(next(iter(v.values()), ())) for v in values], dtype=np.int64)
+    return _PackedColumns((counts, {c: np.concatenate([v[c] for v in values]) for c in dtypes}))
+
+
+def _unpack(value):
+    """The per-window list back from :func:`_pack` (each column a view of the batch's array)."""
+    if not isinstance(value, _PackedColumns):
+        return value
+    counts, columns = value
+    bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    return [
+        {c: a[lo:hi] for c, a in columns.items()}
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
 def _identity(message: dict) -> dict:
     """The DataLoader's collate_fn: messages stay NumPy / Python (no shared-memory tensors)."""
     return message
@@ -84,15 +120,31 @@ class _SlotBatches(IterableDataset):
         self.slots = slots  # (workers, slots_per_worker, B, T) transport dtype, shared
         self.free = free  # (workers, slots_per_worker) int32, shared: 1 = the main process is done
         self.epoch = epoch  # (1,) int64, shared: set_epoch reaches persistent workers
+        self._ahead = None  # stops this epoch's decode-ahead thread (SharedCache.start_ahead)
 
     def __iter__(self) -> Iterator[dict]:
         worker = get_worker_info()
-        w, n_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
+        w = 0 if worker is None else worker.id
+        self._stop_ahead()  # an epoch given up early: its decode-ahead thread ends
         self.dataset.set_epoch(int(self.epoch[0]))
-        if self.dataset.shared_cache is not None:
-            self.dataset.shared_cache.warm(self.dataset, w, n_workers)  # no-op once warm
+        cache = self.dataset.shared_cache
+        # Files are decoded as batches need them; in a worker, a thread decodes its next ones (not
+        # in the main process, whose threads a later fork would copy mid-call).
+        if cache is not None and worker is not None:
+            self._ahead = cache.start_ahead(self.dataset)
         # A new epoch: the DataLoader has dropped the previous epoch's batches still in flight.
         self.free[w].fill_(1)
+        try:
+            yield from self._batches(w)
+        finally:
+            self._stop_ahead()
+
+    def _stop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead.set()
+        self._ahead = None
+
+    def _batches(self, w: int) -> Iterator[dict]:
         n_slots, batch_size = self.slots.shape[1], self.slots.shape[2]
         rate = self.dataset.config.sample_rate
         entries = self.dataset._entries()
@@ -114,8 +166,8 @@ class _SlotBatches(IterableDataset):
                 "recording_id": [self.dataset.recording_ids[rec] for rec, _, _ in chunk],
                 "sample_rate": rate,
             }
-            if extras[0]:
-                message.update({key: [e[key] for e in extras] for key in extras[0]})
+            for key in extras[0]:
+                message[key] = _pack([e[key] for e in extras])
             yield message
 
     def _claim(self, w: int, k: int) -> None:
@@ -148,8 +200,9 @@ class WindowLoader:
         num_workers: DataLoader workers (0: batches are built in this process).
         prefetch_factor: batches in flight per worker.
         device: where ``audio`` goes (int16 audio is converted there); ``None`` = CPU.
-        shared_cache: decode the dataset's cacheable files once, spread over the workers, into
-            one shared-memory cache before the first batch
+        shared_cache: decode each of the dataset's cacheable files once, by the first worker that
+            needs it (others wait for it; each worker also decodes its coming files in a
+            background thread), into one shared-memory cache
             (:class:`~biomae.datasets.window_source.SharedCache`; sets ``dataset.shared_cache``),
             if they fit in ``config.cache_bytes``; else each worker keeps its own LRU cache.
     """
@@ -215,7 +268,7 @@ class WindowLoader:
             self._free[w, k] = 1  # the slot's samples now live in `audio`: the worker may refill
             yield {
                 "audio": audio,
-                **message,
+                **{key: _unpack(value) for key, value in message.items()},
                 "start_sample": torch.from_numpy(message["start_sample"]),
                 "n_valid": torch.from_numpy(message["n_valid"]),
             }

@@ -4,6 +4,8 @@ transport dtype) and span reading for files too long to cache."""
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -27,11 +29,25 @@ def to_float32(audio: torch.Tensor) -> torch.Tensor:
     return audio.float().mul_(1.0 / INT16_SCALE)
 
 
-def to_transport(audio: np.ndarray, dtype: str) -> np.ndarray:
-    """Float32 audio in the transport dtype (int16: ``round(x * 32768)``, clipped)."""
+def to_transport(
+    audio: np.ndarray, dtype: str, *, out: np.ndarray | None = None, scratch: bool = False
+) -> np.ndarray:
+    """Float32 audio in the transport dtype (int16: ``round(x * 32768)``, clipped): ``audio``
+    itself for float32, else a new array, or ``out`` (same length) when given. ``scratch=True``
+    lets the int16 conversion overwrite ``audio`` instead of allocating temporaries."""
     if dtype == "float32":
-        return audio
-    return np.clip(np.rint(audio * INT16_SCALE), -32768, 32767).astype(np.int16)
+        if out is None:
+            return audio
+        out[...] = audio
+        return out
+    work = audio if scratch else np.empty_like(audio)
+    np.multiply(audio, np.float32(INT16_SCALE), out=work)
+    np.rint(work, out=work)
+    np.clip(work, -32768, 32767, out=work)
+    if out is None:
+        return work.astype(np.int16)
+    out[...] = work  # float32 -> int16 (integral values within range: exact)
+    return out
 
 
 def _distributed_rank() -> tuple[int, int]:
@@ -77,7 +93,8 @@ class _WindowSource(IterableDataset):
         """The whole recording at the target rate from the cache (decoded on first use), or None
         when it is too long (``cache_file_max_s``) or too big (``cache_bytes``) to cache."""
         cfg = self.config
-        if self.shared_cache is not None and (audio := self.shared_cache.get(rec)) is not None:
+        shared = self.shared_cache
+        if shared is not None and (audio := shared.fetch(self, rec)) is not None:
             return audio
         if rec in self._cache:
             self._cache.move_to_end(rec)
@@ -100,6 +117,16 @@ class _WindowSource(IterableDataset):
 
         audio, _ = load(self.paths[rec], sample_rate=self.config.sample_rate)
         return to_transport(audio, self.config.transport_dtype)
+
+    def _decode_into(self, rec: int, out: np.ndarray) -> int:
+        """Decode the whole recording into ``out`` (transport dtype), as :meth:`_decode` gives it
+        but without its temporaries; returns the samples written (at most ``len(out)``)."""
+        from biomae.audio import load
+
+        audio, _ = load(self.paths[rec], sample_rate=self.config.sample_rate)
+        n = min(len(audio), len(out))
+        to_transport(audio[:n], self.config.transport_dtype, out=out[:n], scratch=True)
+        return n
 
     def _recordings_used(self) -> np.ndarray:
         """Indices of the recordings windows can come from (all, unless a subclass knows)."""
@@ -171,14 +198,20 @@ class _WindowSource(IterableDataset):
 
 class SharedCache:
     """The decoded audio of a dataset's cacheable recordings (``cache_file_max_s``), one copy in
-    shared memory for all DataLoader workers instead of one LRU cache per worker, and decoded by
-    the workers together before the first epoch (:meth:`warm`): each file is decoded once, by one
-    worker (files spread so that workers get about equal audio), instead of once per worker.
+    shared memory for all DataLoader workers instead of one LRU cache per worker. Each file is
+    decoded once, by whichever process first needs it (:meth:`fetch`), while batches flow: no
+    serial decoding phase before the first batch. A worker also decodes its coming files in a
+    background thread (:meth:`decode_ahead`), so that it keeps the CPU busy while it waits for the
+    DataLoader to ask for its next batch or for a file another worker is decoding.
 
     Layout: ``arena`` (sum of ``n_samples + 1``,) in the transport dtype; recording ``recs[i]``
-    lives at ``arena[offsets[i] : offsets[i] + lengths[i]]``; ``lengths[i] = -1`` until decoded.
-    Build it with :meth:`for_dataset` (``None`` when the files do not fit in ``cache_bytes``).
+    lives at ``arena[offsets[i] : offsets[i] + lengths[i]]``. ``lengths[i]`` is ``-1`` until a
+    process claims the file (under a lock shared by the processes), ``-2`` while it decodes it and
+    the number of samples once they are in the arena (published after them). Build it with
+    :meth:`for_dataset` (``None`` when the files do not fit in ``cache_bytes``).
     """
+
+    UNCLAIMED, CLAIMED = -1, -2
 
     def __init__(self, recs: np.ndarray, capacity: np.ndarray, dtype: str):
         self.recs = recs  # (R,) recording indices
@@ -186,7 +219,18 @@ class SharedCache:
         self.offsets = np.concatenate([[0], np.cumsum(capacity)])  # (R + 1,)
         self.index = {int(rec): i for i, rec in enumerate(recs.tolist())}
         self.arena = shared_empty(int(self.offsets[-1]), getattr(torch, dtype))
-        self.lengths = torch.full((len(recs),), -1, dtype=torch.int64).share_memory_()
+        self.lengths = torch.full((len(recs),), self.UNCLAIMED, dtype=torch.int64).share_memory_()
+        self._lock = multiprocessing.Lock()  # inherited by (or sent to) the DataLoader workers
+        self._views: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __getstate__(self) -> dict:  # spawned workers: NumPy views are rebuilt, not pickled
+        return {**self.__dict__, "_views": None}
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy views of ``arena`` and ``lengths`` (cheaper to index than tensors)."""
+        if self._views is None:
+            self._views = (self.arena.numpy(), self.lengths.numpy())
+        return self._views
 
     @classmethod
     def for_dataset(cls, dataset) -> SharedCache | None:
@@ -203,35 +247,65 @@ class SharedCache:
     def get(self, rec: int) -> np.ndarray | None:
         """Recording ``rec`` (a view of shared memory), or None: not cached or not decoded yet."""
         i = self.index.get(rec)
-        if i is None or (length := int(self.lengths[i])) < 0:
+        arena, lengths = self._arrays()
+        if i is None or (length := int(lengths[i])) < 0:
             return None
-        start = int(self.offsets[i])
-        return self.arena.numpy()[start : start + length]
+        return arena[self.offsets[i] : self.offsets[i] + length]
 
-    def owned(self, worker: int, n_workers: int) -> list[int]:
-        """Positions in ``recs`` that ``worker`` decodes: largest first to the least loaded."""
-        load_samples = np.zeros(n_workers, dtype=np.int64)
-        mine = []
-        for i in np.argsort(-self.capacity, kind="stable").tolist():
-            w = int(np.argmin(load_samples))
-            load_samples[w] += self.capacity[i]
-            if w == worker:
-                mine.append(i)
-        return mine
+    def fetch(self, dataset, rec: int, timeout_s: float = 600.0) -> np.ndarray | None:
+        """Recording ``rec`` (a view of shared memory), decoded now if no process has claimed it
+        yet, else once the process that has is done; None if ``rec`` is not in this cache."""
+        i = self.index.get(rec)
+        if i is None:
+            return None
+        _, lengths = self._arrays()
+        if lengths[i] < 0 and not self._decode(dataset, i):
+            deadline = time.monotonic() + timeout_s
+            while lengths[i] < 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"SharedCache: recording {rec} not decoded in {timeout_s} s")
+                time.sleep(0.0005)
+        return self.get(rec)
 
-    def warm(self, dataset, worker: int, n_workers: int, timeout_s: float = 600.0) -> None:
-        """Decode this worker's files into the arena, then wait until all workers are done."""
-        arena = self.arena.numpy()
-        for i in self.owned(worker, n_workers):
-            if self.lengths[i] < 0:
-                audio = dataset._decode(int(self.recs[i]))[: self.capacity[i]]
-                arena[self.offsets[i] : self.offsets[i] + len(audio)] = audio
-                self.lengths[i] = len(audio)  # published after the samples
-        deadline = time.monotonic() + timeout_s
-        while bool((self.lengths < 0).any()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"SharedCache: other workers did not decode in {timeout_s} s")
-            time.sleep(0.001)
+    def _decode(self, dataset, i: int) -> bool:
+        """Claim position ``i`` and decode it into the arena; False if it was claimed already."""
+        arena, lengths = self._arrays()
+        with self._lock:
+            if lengths[i] != self.UNCLAIMED:
+                return False
+            lengths[i] = self.CLAIMED
+        try:
+            start = int(self.offsets[i])
+            length = dataset._decode_into(int(self.recs[i]), arena[start : self.offsets[i + 1]])
+        except BaseException:
+            lengths[i] = self.UNCLAIMED  # whoever needs it next decodes it (and sees the error)
+            raise
+        lengths[i] = length  # published after the samples
+        return True
+
+    def decode_ahead(self, dataset, stop: threading.Event) -> None:
+        """Decode the unclaimed files of this process's share of the epoch (``dataset._entries``)
+        in plan order, until they are all claimed or ``stop`` is set (the body of the thread of
+        :meth:`start_ahead`). A file that fails is left to :meth:`fetch`, which raises."""
+        _, lengths = self._arrays()
+        for n, (rec, _, _) in enumerate(dataset._entries()):
+            if stop.is_set() or (n % 64 == 0 and not (lengths == self.UNCLAIMED).any()):
+                return
+            i = self.index.get(rec)
+            if i is not None and lengths[i] == self.UNCLAIMED:
+                try:
+                    self._decode(dataset, i)
+                except Exception:  # noqa: BLE001 - reported by fetch in the batch builder
+                    continue
+
+    def start_ahead(self, dataset) -> threading.Event | None:
+        """Run :meth:`decode_ahead` in a daemon thread; returns the event that stops it (None
+        when every file is claimed already)."""
+        if not (self._arrays()[1] == self.UNCLAIMED).any():
+            return None
+        stop = threading.Event()
+        threading.Thread(target=self.decode_ahead, args=(dataset, stop), daemon=True).start()
+        return stop
 
 
 def shared_empty(n: int, dtype: torch.dtype) -> torch.Tensor:

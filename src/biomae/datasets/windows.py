@@ -19,8 +19,10 @@ Conventions:
 - Audio is read span by span (``biomae.audio.load`` at the file's rate, then resampled), except for
   files up to ``cache_file_max_s`` long, which are decoded once per worker and kept in an LRU cache
   bounded by ``cache_bytes`` (per worker). Under :class:`WindowLoader` the files are instead
-  decoded once, spread over the workers, into one shared-memory cache of at most ``cache_bytes``
-  (:class:`~biomae.datasets.window_source.SharedCache`) before the first batch.
+  decoded once, by the first worker that needs one (the others wait for it), into one
+  shared-memory cache of at most ``cache_bytes``
+  (:class:`~biomae.datasets.window_source.SharedCache`), while batches flow; each worker also
+  decodes its coming files in a background thread.
 - Audio is kept (cache) and moved between processes as ``transport_dtype``: ``"float32"``, or
   ``"int16"`` = ``round(x * 32768)`` clipped to [-32768, 32767], i.e. 16-bit quantisation at decode
   time (half the bytes; items and :class:`~biomae.datasets.window_batches.WindowLoader` batches
