@@ -163,7 +163,7 @@ class ModelDetector:
             self.decode_config = replace(
                 self.decode_config, threshold_on=self.config.threshold_on, threshold_off=off
             )
-        self.labels = list(self.model_config.head.labels) or [""]
+        self.labels = list(self.model_config.head.labels) or ["call"]  # class-agnostic: "call"
         self.outputs = tuple(self.model.head.config.outputs)  # activity [, onset, offset]
         self.n_channels = len(self.labels) * len(self.outputs)
         self.sample_rate = self.model_config.front_end.sample_rate
@@ -306,6 +306,8 @@ class ModelDetector:
         # the last frame may reach past the last sample: events end where the recording ends
         info = audio_io.info(path)
         events["end_s"] = events["end_s"].clip(upper=info.duration_s)
+        # frame arithmetic in floats: round to the microsecond (0.94, not 0.9400000000000001)
+        events[["start_s", "end_s"]] = events[["start_s", "end_s"]].round(6)
         if self.config.boxes:
             boxes = self._boxes(
                 path, info, events["start_s"].to_numpy(), events["end_s"].to_numpy()
