@@ -63,7 +63,7 @@ class InferConfig:
         num_workers: DataLoader worker processes decoding recordings (0: one background thread).
     """
 
-    overlap: float = 0.25
+    overlap: float = 0.0
     batch_size: int = 16
     device: str = "auto"
     bf16: bool | None = None
@@ -336,7 +336,8 @@ class ModelDetector:
                 group_hi = max(group_hi, hi_s[order[j]])
                 j += 1
             audio, rate = audio_io.load(path, start_s=group_lo, duration_s=group_hi - group_lo)
-            power, hop, edges_hz = _power_spectrogram(audio, rate)  # (F, T) 5-ms frames
+            hop_s = BOX_HOP_S / self.config.time_expansion  # finer for time-expanded calls
+            power, hop, edges_hz = _power_spectrogram(audio, rate, hop_s)  # (F, T)
             low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
             low_bin = min(low_bin, power.shape[0] - 1)
             power, edges_hz = power[low_bin:], edges_hz[low_bin:]  # bins above box_min_hz
@@ -348,6 +349,7 @@ class ModelDetector:
                 first = min(part.shape[1] - 1, round((starts_s[k] - lo_s[k]) * fps))
                 last = min(part.shape[1], max(first + 1, round((ends_s[k] - lo_s[k]) * fps)))
                 outside = np.r_[0:first, last : part.shape[1]]
+                outside = outside[:: max(1, len(outside) // NOISE_FRAMES)]  # evenly spread
                 noise = np.median(part[:, outside], axis=1) if len(outside) >= 4 else None
                 boxes[k] = frequency_box(part, edges_hz, first, last, fraction, noise)
             i = j
@@ -355,14 +357,19 @@ class ModelDetector:
 
 
 BOX_SPAN_S = 60.0  # longest stretch of audio read at once to measure frequency boxes
+BOX_HOP_S = 0.01  # frame hop of the box spectrogram (real time: divided by time_expansion)
+NOISE_FRAMES = 32  # context frames (about) whose per-bin median is an event's noise floor
 
 
-def _power_spectrogram(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int, np.ndarray]:
-    """``(F, T)`` linear power at 5-ms frames, the hop in samples and the ``(F + 1,)`` bin edges."""
+def _power_spectrogram(
+    audio: np.ndarray, rate: int, hop_s: float
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(F, T)`` linear power at ``hop_s`` frames with windows of ~1.6 hops (a power of two, at
+    least 64), the hop in samples and the ``(F + 1,)`` bin edges in Hz."""
     import torch
 
-    hop = max(1, round(0.005 * rate))
-    n_fft = int(2 ** math.ceil(math.log2(max(64, 2 * hop))))
+    hop = max(1, round(hop_s * rate))
+    n_fft = int(2 ** math.ceil(math.log2(max(64, 1.6 * hop))))
     x = torch.from_numpy(np.pad(audio, (0, max(0, n_fft - len(audio)))))
     spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
     power = torch.view_as_real(spec).pow(2).sum(-1).numpy()  # (F, T)

@@ -48,7 +48,12 @@ def add_parser(subparsers) -> None:
         metavar="PATH",
         help="a fine-tuned detection model (best.safetensors from biomae finetune)",
     )
-    p.add_argument("--overlap", type=float, default=0.25, help="model windows' overlap (fraction)")
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=0.0,
+        help="model windows' overlap (fraction; 0.5 costs twice the time for ~0.5 F1 points)",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="model windows per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument(
