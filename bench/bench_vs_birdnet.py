@@ -5,9 +5,10 @@ command (start-up included, as a user meets it) and, like BirdNET's figure, the 
 (``biomae.cli.main`` timed inside a process that has already imported its libraries):
 
 1. ``biomae annotate --detector energy``;
-2. ``biomae annotate --model M`` — M is ``--model`` (a fine-tuned detector), or else a freshly built
-   detection model of the starter model's architecture (untrained weights: its speed is the
-   architecture's, its detections mean nothing — said so in the output);
+2. ``biomae annotate --model M`` — M is ``--model`` (a fine-tuned detector), else the shipped
+   starter model, else a freshly built detection model of the starter model's architecture
+   (untrained weights: its speed is the architecture's, its detections mean nothing — said so in
+   the output);
 3. BirdNET V2.4 (TFLite via the ``birdnet`` package, in its own venv: bench/peers/setup_birdnet.sh).
 
 Prints real-time factors (seconds of audio per second of wall time) and biomae's speed relative to
@@ -112,8 +113,15 @@ def main() -> None:
     whole_s, alone_s = timed(biomae + energy, env)
     results["biomae energy detector (whole command)"] = whole_s
     results["biomae energy detector (annotation alone)"] = alone_s
-    model = args.model or build_model(work)
-    label = "biomae model" + ("" if args.model else " (starter architecture, untrained)")
+    from biomae.starter import default_model
+
+    model = args.model or default_model() or build_model(work)
+    label = (
+        "biomae model"
+        if model != work / "untrained_starter_architecture.safetensors"
+        else ("biomae model (starter architecture, untrained)")
+    )
+    label += f" [{Path(model).name}]"
     whole_s, alone_s = timed(biomae + ["--out", str(work / "model"), "--model", str(model)], env)
     results[f"{label} (whole command)"] = whole_s
     results[f"{label} (annotation alone)"] = alone_s

@@ -222,22 +222,17 @@ def frequency_box(
     total = excess.sum()
     if not total > 0:
         return math.nan, math.nan
-    cumulative = np.concatenate([[0.0], np.cumsum(excess)])  # (F + 1,)
+    cumulative = np.concatenate([[0.0], np.cumsum(excess)])  # (F + 1,) non-decreasing
     need = energy_fraction * total * (1 - 1e-12)
-    best: tuple[int, float, int, int] | None = None  # (width, -energy, lo, hi)
-    hi = 0
-    for lo in range(n_bins):
-        hi = max(hi, lo + 1)
-        while hi < n_bins and cumulative[hi] - cumulative[lo] < need:
-            hi += 1
-        energy = cumulative[hi] - cumulative[lo]
-        if energy < need:
-            break
-        candidate = (hi - lo, -energy, lo, hi)
-        if best is None or candidate < best:
-            best = candidate
-    assert best is not None  # lo = 0 always reaches the total
-    _, _, lo, hi = best
+    # for every low edge lo, the first high edge hi whose run [lo, hi) holds `need`
+    lows = np.arange(n_bins)
+    highs = np.maximum(np.searchsorted(cumulative, cumulative[:-1] + need, side="left"), lows + 1)
+    valid = highs <= n_bins
+    lows, highs = lows[valid], highs[valid]  # lo = 0 always reaches the total
+    energy = cumulative[highs] - cumulative[lows]
+    # the narrowest run; among equals the one with more excess, then the lowest
+    best = np.lexsort((lows, -energy, highs - lows))[0]
+    lo, hi = int(lows[best]), int(highs[best])
     return float(bin_edges_hz[lo]), float(bin_edges_hz[hi])
 
 
