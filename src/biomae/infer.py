@@ -342,23 +342,42 @@ class ModelDetector:
             low_bin = min(low_bin, power.shape[0] - 1)
             power, edges_hz = power[low_bin:], edges_hz[low_bin:]  # bins above box_min_hz
             fps = rate / hop  # frames per second
-            for k in order[i:j]:
-                c_lo = min(power.shape[1] - 1, round((lo_s[k] - group_lo) * fps))
-                c_hi = min(power.shape[1], max(c_lo + 1, round((hi_s[k] - group_lo) * fps)))
+            events = order[i:j]
+            n_frames = power.shape[1]
+            spans = []  # (context start, event start, event end, context end) in group frames
+            for k in events:
+                c_lo = min(n_frames - 1, round((lo_s[k] - group_lo) * fps))
+                c_hi = min(n_frames, max(c_lo + 1, round((hi_s[k] - group_lo) * fps)))
+                first = c_lo + min(c_hi - c_lo - 1, round((starts_s[k] - lo_s[k]) * fps))
+                last = min(c_hi, max(first + 1, c_lo + round((ends_s[k] - lo_s[k]) * fps)))
+                spans.append((c_lo, first, last, c_hi))
+            # each event's noise floor: per-bin median of NOISE_FRAMES context frames spread
+            # evenly before and after it (all its frames when the context is too short),
+            # for all the group's events in one call
+            picks = np.stack([_noise_frames(*span) for span in spans])  # (E, NOISE_FRAMES)
+            noise = np.median(power[:, picks], axis=2)  # (F, E)
+            for e, (k, (c_lo, first, last, c_hi)) in enumerate(zip(events, spans, strict=True)):
                 part = power[:, c_lo:c_hi]  # (F, context frames) of event k
-                first = min(part.shape[1] - 1, round((starts_s[k] - lo_s[k]) * fps))
-                last = min(part.shape[1], max(first + 1, round((ends_s[k] - lo_s[k]) * fps)))
-                outside = np.r_[0:first, last : part.shape[1]]
-                outside = outside[:: max(1, len(outside) // NOISE_FRAMES)]  # evenly spread
-                noise = np.median(part[:, outside], axis=1) if len(outside) >= 4 else None
-                boxes[k] = frequency_box(part, edges_hz, first, last, fraction, noise)
+                boxes[k] = frequency_box(
+                    part, edges_hz, first - c_lo, last - c_lo, fraction, noise[:, e]
+                )
             i = j
         return boxes
 
 
 BOX_SPAN_S = 60.0  # longest stretch of audio read at once to measure frequency boxes
 BOX_HOP_S = 0.01  # frame hop of the box spectrogram (real time: divided by time_expansion)
-NOISE_FRAMES = 32  # context frames (about) whose per-bin median is an event's noise floor
+NOISE_FRAMES = 16  # context frames whose per-bin median is an event's noise floor
+
+
+def _noise_frames(c_lo: int, first: int, last: int, c_hi: int) -> np.ndarray:
+    """``(NOISE_FRAMES,)`` frame indices spread evenly over an event's context outside it
+    (``[c_lo, first)`` and ``[last, c_hi)``), repeating when there are fewer; all of
+    ``[c_lo, c_hi)`` when fewer than 4 context frames lie outside the event."""
+    outside = np.r_[c_lo:first, last:c_hi]
+    if len(outside) < 4:
+        outside = np.arange(c_lo, c_hi)
+    return outside[np.linspace(0, len(outside) - 1, NOISE_FRAMES).round().astype(int)]
 
 
 def _power_spectrogram(
