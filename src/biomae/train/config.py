@@ -274,29 +274,44 @@ class PretrainConfig:
         return round(self.data.window_s * self.front_end.sample_rate)
 
 
+def build_sections(
+    raw: dict[str, Any], sections: dict[str, type], where: str, defaults: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Each section's dataclass built from ``raw[name]`` (shared by the pretraining and the
+    fine-tuning configs). Sections named in ``defaults`` that ``raw`` lacks are left out, so that
+    the caller's own defaults for them apply.
+
+    Raises:
+        ConfigError: an unknown section or key, or an invalid value, named with ``where``.
+    """
+    unknown = set(raw) - set(sections)
+    _check(not unknown, f"{where}: unknown section(s) {sorted(unknown)}; expected {list(sections)}")
+    built = {}
+    for name, cls in sections.items():
+        values = dict(raw.get(name, {}))
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(values) - allowed)
+        _check(
+            not bad,
+            f"{where}: unknown key(s) {bad} in [{name}] "
+            f"({', '.join(f'{name}.{k}' for k in bad)}); it accepts {sorted(allowed)}",
+        )
+        if name not in raw and name in defaults:
+            continue
+        try:
+            built[name] = cls(**values)
+        except (ValueError, TypeError) as err:  # ConfigError is a ValueError
+            raise ConfigError(f"{where}: [{name}] {err}") from None
+    return built
+
+
 def config_from_dict(raw: dict[str, Any], where: str = "config") -> PretrainConfig:
     """Build and validate a :class:`PretrainConfig` from nested plain dicts.
 
     Raises:
         ConfigError: an unknown section or key (named with ``where``), or an invalid value.
     """
-    unknown = set(raw) - set(SECTIONS)
-    _check(not unknown, f"{where}: unknown section(s) {sorted(unknown)}; expected {list(SECTIONS)}")
-    sections = {}
-    for name, cls in SECTIONS.items():
-        values = dict(raw.get(name, {}))
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        bad = set(values) - allowed
-        _check(
-            not bad,
-            f"{where}: unknown key(s) {sorted(f'{name}.{k}' for k in bad)}; "
-            f"[{name}] accepts {sorted(allowed)}",
-        )
-        try:
-            sections[name] = cls(**values)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err}") from None
-    return PretrainConfig(**sections)
+    return PretrainConfig(**build_sections(raw, SECTIONS, where))
 
 
 def config_to_dict(config: PretrainConfig) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from biomae.train.config import (
     OptimConfig,
     TrainConfig,
     apply_overrides,
+    build_sections,
     check,
 )
 
@@ -144,20 +145,8 @@ class FinetuneConfig:
 
 def config_from_dict(raw: dict[str, Any], where: str = "config") -> FinetuneConfig:
     """Build and validate a :class:`FinetuneConfig` from nested dicts (unknown keys are errors)."""
-    unknown = set(raw) - set(SECTIONS)
-    check(not unknown, f"{where}: unknown section(s) {sorted(unknown)}; expected {list(SECTIONS)}")
-    sections = {}
-    for name, cls in SECTIONS.items():
-        values = dict(raw.get(name, {}))
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(values) - allowed)
-        check(not bad, f"{where}: unknown key(s) {bad} in [{name}]; it accepts {sorted(allowed)}")
-        if name not in raw and name in ("optim", "train"):
-            continue  # the fine-tuning defaults of FinetuneConfig
-        try:
-            sections[name] = cls(**values)
-        except (ConfigError, ValueError, TypeError) as err:
-            raise ConfigError(f"{where}: [{name}] {err}") from None
+    # [optim] and [train] left out take the fine-tuning defaults of FinetuneConfig
+    sections = build_sections(raw, SECTIONS, where, defaults=("optim", "train"))
     try:
         return FinetuneConfig(**sections)
     except (ConfigError, TypeError) as err:
