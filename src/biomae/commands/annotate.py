@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-# options of the energy detector and their defaults (EnergyDetectorConfig field names)
-ENERGY_DEFAULTS = {
-    "low_hz": None,
-    "high_hz": None,
-    "on_db": 8.0,
-    "off_db": 4.0,
-    "min_duration_s": None,
-    "merge_gap_s": None,
-    "label": "call",
-    "denoise": False,
-}
+# options of the energy detector (EnergyDetectorConfig field names). Their command-line default is
+# None, "not given": the config's own defaults apply, and a given one means the energy detector.
+ENERGY_OPTIONS = (
+    "low_hz",
+    "high_hz",
+    "on_db",
+    "off_db",
+    "min_duration_s",
+    "merge_gap_s",
+    "label",
+    "denoise",
+)
 
 
 def add_parser(subparsers) -> None:
@@ -89,14 +90,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--page-s", type=float, default=30.0, help="seconds per picture (default 30)")
     p.add_argument("--low-hz", type=float, default=None, help="lowest frequency searched")
     p.add_argument("--high-hz", type=float, default=None, help="highest frequency searched")
-    p.add_argument("--on-db", type=float, default=8.0, help="dB above the noise floor to start")
-    p.add_argument("--off-db", type=float, default=4.0, help="dB above the noise floor to go on")
+    p.add_argument("--on-db", type=float, help="dB above the noise floor to start (default 8)")
+    p.add_argument("--off-db", type=float, help="dB above the noise floor to go on (default 4)")
     p.add_argument("--min-duration-s", type=float, default=None, help="shortest event kept")
     p.add_argument("--merge-gap-s", type=float, default=None, help="join events closer than this")
-    p.add_argument("--label", default="call", help="label written on every event (default call)")
+    p.add_argument("--label", help="label written on every event (default call)")
     p.add_argument(
         "--denoise",
         action="store_true",
+        default=None,
         help="spectral-gating noise reduction before detection (energy detector)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -121,20 +123,16 @@ def run(args: argparse.Namespace) -> int:
             from biomae.starter import default_model
 
             model_path = default_model()
-        energy_options = [
-            f"--{name.replace('_', '-')}"
-            for name, default in ENERGY_DEFAULTS.items()
-            if getattr(args, name) != default
-        ]
+        given = {name: getattr(args, name) for name in ENERGY_OPTIONS}
+        given = {name: value for name, value in given.items() if value is not None}
+        energy_options = [f"--{name.replace('_', '-')}" for name in given]
         if model_path and energy_options and not auto:
             raise ValueError(
                 f"{', '.join(energy_options)} apply to the energy detector, not --model"
             )
         if model_path and energy_options:  # auto, with energy settings given: the user means energy
             model_path = None
-        energy = EnergyDetector(
-            EnergyDetectorConfig(**{name: getattr(args, name) for name in ENERGY_DEFAULTS})
-        )
+        energy = EnergyDetector(EnergyDetectorConfig(**given))
         detector = energy
         if model_path:
             from biomae.infer import InferConfig, ModelDetector
