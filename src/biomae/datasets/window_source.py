@@ -165,17 +165,21 @@ class _WindowSource(IterableDataset):
         return to_float32(torch.from_numpy(out)), len(part)
 
     def __iter__(self) -> Iterator[dict]:
-        rate = self.config.sample_rate
         for rec, start, stop in self._entries():
-            audio, n_valid = self._audio(rec, start, stop - start)
-            yield {
-                "audio": audio,
-                **self._extras(rec, start, stop),
-                "recording_id": self.recording_ids[rec],
-                "start_sample": start,
-                "sample_rate": rate,
-                "n_valid": n_valid,
-            }
+            yield self._item(rec, start, stop)
+
+    def _item(self, rec: int, start: int, stop: int) -> dict:
+        """The item of the window at ``start`` (target samples) in recording ``rec``, whose
+        readable span ends at ``stop``."""
+        audio, n_valid = self._audio(rec, start, stop - start)
+        return {
+            "audio": audio,
+            **self._extras(rec, start, stop),
+            "recording_id": self.recording_ids[rec],
+            "start_sample": start,
+            "sample_rate": self.config.sample_rate,
+            "n_valid": n_valid,
+        }
 
     def _entries(self) -> Iterator[tuple[int, int, int]]:
         """This rank's and worker's windows in plan order: ``(recording, start, stop)``, where

@@ -282,15 +282,7 @@ class WindowDataset(_WindowSource):
     def window(self, region: int, start: int) -> dict:
         """The item for a window at ``start`` (target samples) in region ``region``."""
         rec, _, last = self._region_list[region]
-        audio, n_valid = self._audio(rec, start, last - start)
-        return {
-            "audio": audio,
-            **self._extras(rec, start, last),
-            "recording_id": self.recording_ids[rec],
-            "start_sample": start,
-            "sample_rate": self.config.sample_rate,
-            "n_valid": n_valid,
-        }
+        return self._item(rec, start, last)
 
     def _window_events(self, rec: int, start: int, stop: int) -> pd.DataFrame | dict:
         rate = self.config.sample_rate
