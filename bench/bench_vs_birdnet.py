@@ -115,12 +115,9 @@ def main() -> None:
     results["biomae energy detector (annotation alone)"] = alone_s
     from biomae.starter import default_model
 
-    model = args.model or default_model() or build_model(work)
-    label = (
-        "biomae model"
-        if model != work / "untrained_starter_architecture.safetensors"
-        else ("biomae model (starter architecture, untrained)")
-    )
+    model, label = args.model or default_model(), "biomae model"
+    if model is None:
+        model, label = build_model(work), "biomae model (starter architecture, untrained)"
     label += f" [{Path(model).name}]"
     whole_s, alone_s = timed(biomae + ["--out", str(work / "model"), "--model", str(model)], env)
     results[f"{label} (whole command)"] = whole_s

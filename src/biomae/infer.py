@@ -328,6 +328,7 @@ class ModelDetector:
         hi_s = np.minimum(info.duration_s, ends_s + context_s)
         boxes = np.full((len(starts_s), 2), np.nan)
         order = np.argsort(lo_s, kind="stable")
+        hop_s = BOX_HOP_S / self.config.time_expansion  # finer for time-expanded calls
         i = 0
         while i < len(order):  # one group: events whose context fits in one span from order[i]
             group_lo, j = lo_s[order[i]], i + 1
@@ -336,7 +337,6 @@ class ModelDetector:
                 group_hi = max(group_hi, hi_s[order[j]])
                 j += 1
             audio, rate = audio_io.load(path, start_s=group_lo, duration_s=group_hi - group_lo)
-            hop_s = BOX_HOP_S / self.config.time_expansion  # finer for time-expanded calls
             power, hop, edges_hz = _power_spectrogram(audio, rate, hop_s)  # (F, T)
             low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
             low_bin = min(low_bin, power.shape[0] - 1)
