@@ -6,6 +6,9 @@
 - ``biomae data add PATH... --format raven [--dataset NAME] --catalog DIR``: audio files or folders
   with annotation files beside them (``a.wav`` + ``a<SUFFIX>`` of the format, e.g.
   ``a.selections.txt`` / ``a.Table.1.selections.txt``); audio without one is added unlabeled.
+- ``biomae data prepare --sample-rate HZ --catalog DIR``: decode and resample the catalog's
+  recordings once into its prepared-audio store, which the window samplers memory-map (resumes;
+  failures are listed and skipped). ``import`` / ``add`` take ``--prepare HZ`` to do it at once.
 - ``biomae data query "SELECT ..." --catalog DIR``: DuckDB over views recordings, events, label_map.
 - ``biomae data stats --catalog DIR``: counts, hours, sample rates per dataset and taxon.
 - ``biomae data synth ...``: synthetic soundscapes (``biomae.datasets.synth``, when installed).
@@ -37,6 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("dataset", metavar="NAME", help="dataset name (see `biomae data datasets`)")
     p.add_argument("path", metavar="PATH", help="folder holding the dataset as downloaded")
     _catalog_arg(p)
+    _prepare_arg(p)
     p.set_defaults(run=run_import)
 
     p = sub.add_parser("add", help="add audio files with annotation files beside them")
@@ -44,7 +48,31 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", required=True, metavar="FMT", help="annotation format, e.g. raven")
     p.add_argument("--dataset", default="local", help="dataset name in the catalog (default local)")
     _catalog_arg(p)
+    _prepare_arg(p)
     p.set_defaults(run=run_add)
+
+    p = sub.add_parser(
+        "prepare",
+        help="decode and resample recordings once for training (memory-mapped by the samplers)",
+        description="Decode the catalog's recordings, resample them to HZ and store them as raw "
+        "PCM under CATALOG/prepared/, where WindowDataset and UnlabeledStream memory-map them "
+        "(prepared=Catalog(DIR).prepared_audio(HZ)). Already prepared recordings are skipped, "
+        "so an interrupted run resumes; a file that cannot be decoded is reported and skipped.",
+    )
+    p.add_argument(
+        "--sample-rate", type=int, required=True, metavar="HZ", help="the model's sample rate"
+    )
+    p.add_argument(
+        "--dtype", choices=("int16", "float32"), default="int16",
+        help="stored sample type (default int16: 16-bit, half the bytes)",
+    )  # fmt: skip
+    p.add_argument(
+        "--where", metavar="SQL", help="only recordings matching this condition on the "
+        "recordings view, e.g. \"dataset = 'shared' AND annotation = 'full'\"",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, default=2, help="decoding processes (default 2)")
+    _catalog_arg(p)
+    p.set_defaults(run=run_prepare)
 
     p = sub.add_parser(
         "query", help="run SQL over the catalog (views recordings, events, label_map)"
@@ -100,6 +128,13 @@ def _catalog_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _prepare_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prepare", type=int, metavar="HZ",
+        help="then prepare the catalog's recordings at HZ (as `biomae data prepare`)",
+    )  # fmt: skip
+
+
 def _unavailable(name: str, err: Exception) -> int:
     print(f"biomae data {name}: not available ({err})", file=sys.stderr)
     return 2
@@ -148,7 +183,7 @@ def run_import(args: argparse.Namespace) -> int:
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     _report(summary)
-    return 0
+    return _prepare(args.catalog, args.prepare, where=_dataset_rows(args.dataset))
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -160,7 +195,49 @@ def run_add(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, OSError) as err:
         return _fail("add", err)
     _report(summary)
-    return 0
+    return _prepare(args.catalog, args.prepare, where=_dataset_rows(args.dataset))
+
+
+def _dataset_rows(dataset: str) -> str:
+    return "dataset = '" + dataset.replace("'", "''") + "'"
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    return _prepare(args.catalog, args.sample_rate, args.dtype, args.where, args.workers)
+
+
+def _prepare(
+    catalog: str,
+    sample_rate: int | None,
+    dtype: str = "int16",
+    where: str | None = None,
+    workers: int = 2,
+) -> int:
+    """Prepare the recordings (``where``) at ``sample_rate``; 0, or 1 when some failed."""
+    if sample_rate is None:
+        return 0
+    from tqdm import tqdm
+
+    from biomae.datasets.catalog import Catalog
+
+    bar = tqdm(total=0, unit="file", desc="prepare", disable=None, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        summary = Catalog(catalog).prepare_audio(
+            sample_rate, dtype=dtype, where=where, workers=workers, progress=progress
+        )
+    except Exception as err:  # bad rate / dtype, an empty catalog, DuckDB errors in --where
+        bar.close()
+        return _fail("prepare", err)
+    bar.close()
+    for path, reason in summary.failed:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"{summary} (store {Catalog(catalog).prepared_audio(sample_rate, dtype).folder})")
+    return 1 if summary.failed else 0
 
 
 def run_query(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ A catalog directory holds
   ``annotated_s`` their total; ``duplicate_of`` is the ``recording_id`` of a row with the same
   checksum imported earlier (in this import, or already in the catalog): kept, but flagged.
 - ``events.parquet``: the canonical event table plus ``dataset``, ``recording_id`` and ``note``.
+- ``prepared/<rate>hz-<dtype>/``: recordings decoded and resampled once for the window samplers
+  (:mod:`biomae.datasets.prepared`, :meth:`Catalog.prepare_audio`), keyed by checksum.
 - ``label_map.csv``: ``dataset, source, label, taxon, n_events`` — maps each dataset's own label
   (``source`` tells apart the sub-datasets of a collection) to a scientific name, so labels from
   different datasets train together. Edit the ``taxon`` column by
@@ -305,7 +307,33 @@ class Catalog:
         )
         return table.reset_index().astype({"n_events": int})
 
+    def prepared_audio(self, sample_rate: int, dtype: str = "int16"):
+        """The :class:`~biomae.datasets.prepared.PreparedAudio` store of this catalog at
+        ``sample_rate`` Hz (give it to ``WindowDataset`` / ``UnlabeledStream`` as ``prepared``)."""
+        from biomae.datasets.prepared import PreparedAudio
+
+        return PreparedAudio(self.root / "prepared", sample_rate, dtype)
+
     # ---- writing --------------------------------------------------------------------------
+    def prepare_audio(
+        self,
+        sample_rate: int,
+        *,
+        dtype: str = "int16",
+        where: str | None = None,
+        workers: int = 2,
+        progress=None,
+    ):
+        """Decode and resample the catalog's recordings (those of the SQL condition ``where`` on
+        the ``recordings`` view, e.g. ``"dataset = 'shared'"``) into the store of
+        :meth:`prepared_audio`; already prepared ones are skipped, failures reported in the
+        returned :class:`~biomae.datasets.prepared.PrepareSummary`."""
+        table = self.query(f"SELECT * FROM recordings WHERE {where}") if where else None
+        if table is None:
+            table = self.recordings()
+        store = self.prepared_audio(sample_rate, dtype)
+        return store.prepare(table, base=self.root, workers=workers, progress=progress)
+
     def import_dataset(self, name: str, path: str | Path, *, threads: int = 2) -> ImportSummary:
         """Import dataset ``name`` (a registered adapter) from its local copy at ``path``.
 

@@ -1,6 +1,7 @@
 """Decoded-audio access shared by the window samplers of :mod:`biomae.datasets.windows`:
-recordings, the rank / worker share of a plan, the per-worker LRU cache of decoded files (in the
-transport dtype) and span reading for files too long to cache."""
+recordings, the rank / worker share of a plan, memory-mapped prepared audio
+(:mod:`biomae.datasets.prepared`), the per-worker LRU cache of decoded files (in the transport
+dtype) and span reading for files too long to cache."""
 
 from __future__ import annotations
 
@@ -50,6 +51,16 @@ def to_transport(
     return out
 
 
+def _as_transport(samples: np.ndarray, dtype: str) -> np.ndarray:
+    """Stored samples (int16 or float32, e.g. a memory-mapped slice) in the transport dtype; the
+    same array when the dtypes agree."""
+    if samples.dtype == np.dtype(dtype):
+        return np.asarray(samples)  # a plain ndarray view of a memmap
+    if samples.dtype == np.int16:  # -> float32
+        return np.multiply(samples, np.float32(1.0 / INT16_SCALE), dtype=np.float32)
+    return to_transport(np.asarray(samples, dtype=np.float32), dtype)
+
+
 def _distributed_rank() -> tuple[int, int]:
     import torch.distributed as dist
 
@@ -61,7 +72,16 @@ def _distributed_rank() -> tuple[int, int]:
 class _WindowSource(IterableDataset):
     """Shared machinery: recordings, sharding, cached span decoding."""
 
-    def __init__(self, recordings: pd.DataFrame, config, rank: int | None, world_size: int | None):
+    _MAPPED_OPEN = 256  # prepared files kept memory-mapped per process (each holds a descriptor)
+
+    def __init__(
+        self,
+        recordings: pd.DataFrame,
+        config,
+        rank: int | None,
+        world_size: int | None,
+        prepared=None,
+    ):
         if rank is None or world_size is None:
             rank, world_size = _distributed_rank()
         if not 0 <= rank < world_size:
@@ -79,6 +99,23 @@ class _WindowSource(IterableDataset):
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cached_bytes = 0
         self.shared_cache: SharedCache | None = None  # set by WindowLoader: one cache for workers
+        self.prepared = prepared  # a PreparedAudio store at this rate, or None
+        if prepared is not None and prepared.sample_rate != rate:
+            raise ValueError(
+                f"prepared audio at {prepared.sample_rate} Hz cannot feed windows at {rate} Hz"
+            )
+        self.prepared_paths = (
+            prepared.lookup(recordings) if prepared is not None else [None] * len(self.paths)
+        )
+        self._mapped: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __getstate__(self) -> dict:  # spawned workers map the prepared files again
+        return {**self.__dict__, "_mapped": OrderedDict()}
+
+    @property
+    def n_prepared(self) -> int:
+        """How many of the recordings are read from prepared audio."""
+        return sum(path is not None for path in self.prepared_paths)
 
     def set_epoch(self, epoch: int) -> None:
         """Use the plan of ``epoch`` (call before iterating, like DistributedSampler)."""
@@ -88,6 +125,20 @@ class _WindowSource(IterableDataset):
         worker = get_worker_info()
         n_workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
         return self.rank * n_workers + worker_id, self.world_size * n_workers
+
+    def _mapped_audio(self, rec: int) -> np.ndarray | None:
+        """The prepared samples of ``rec`` (memory-mapped, the store's dtype), or None."""
+        path = self.prepared_paths[rec]
+        if path is None:
+            return None
+        if rec in self._mapped:
+            self._mapped.move_to_end(rec)
+            return self._mapped[rec]
+        audio = self.prepared.open(path)
+        self._mapped[rec] = audio
+        if len(self._mapped) > self._MAPPED_OPEN:
+            self._mapped.popitem(last=False)
+        return audio
 
     def _whole(self, rec: int) -> np.ndarray | None:
         """The whole recording at the target rate from the cache (decoded on first use), or None
@@ -136,6 +187,9 @@ class _WindowSource(IterableDataset):
         """The real samples of the window at ``start`` (at most ``window_samples`` and
         ``n_valid_max``) in the transport dtype, and whether they are a view of the cache."""
         size = min(self.config.window_samples, n_valid_max)
+        mapped = self._mapped_audio(rec)
+        if mapped is not None:
+            return _as_transport(mapped[start : start + size], self.config.transport_dtype), False
         whole = self._whole(rec)
         if whole is not None:
             return whole[start : start + size], True
@@ -240,6 +294,7 @@ class SharedCache:
     def for_dataset(cls, dataset) -> SharedCache | None:
         cfg = dataset.config
         recs = dataset._recordings_used()
+        recs = recs[[dataset.prepared_paths[rec] is None for rec in recs.tolist()]]
         duration_s = dataset.file_samples[recs] / dataset.file_rates[recs]
         recs = recs[duration_s <= cfg.cache_file_max_s]
         capacity = dataset.n_samples[recs] + 1  # the resampler may give one sample more

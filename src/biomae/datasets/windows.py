@@ -16,6 +16,9 @@ Conventions:
   every torchrun rank and every DataLoader worker takes a disjoint share (plan entries ``i`` with
   ``i % (world_size * n_workers) == rank * n_workers + worker_id``), so the union over ranks and
   workers is exactly the plan.
+- Recordings prepared at the target rate (:mod:`biomae.datasets.prepared`, ``biomae data
+  prepare``) are memory-mapped: a window is a slice of the stored samples, nothing is decoded.
+  The others are read as follows.
 - Audio is read span by span (``biomae.audio.load`` at the file's rate, then resampled), except for
   files up to ``cache_file_max_s`` long, which are decoded once per worker and kept in an LRU cache
   bounded by ``cache_bytes`` (per worker). Under :class:`WindowLoader` the files are instead
@@ -42,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from biomae.annotations import EVENT_COLUMNS
+from biomae.datasets.prepared import PreparedAudio
 from biomae.datasets.window_batches import WindowLoader, collate_windows, events_frame
 from biomae.datasets.window_source import _WindowSource, to_float32, to_transport
 
@@ -144,6 +148,9 @@ class WindowDataset(_WindowSource):
         events: catalog events of those recordings (``recording_id`` + canonical columns).
         config: see :class:`WindowConfig`.
         rank, world_size: this process's share; default from ``torch.distributed`` if initialized.
+        prepared: a :class:`~biomae.datasets.prepared.PreparedAudio` store at ``config``'s rate
+            (``Catalog.prepared_audio``): the recordings stored there are memory-mapped instead of
+            decoded (``recordings`` must then carry the catalog's ``checksum`` column).
 
     Raises:
         ValueError: no annotated region to draw from, or positives / negatives requested where
@@ -158,9 +165,10 @@ class WindowDataset(_WindowSource):
         *,
         rank: int | None = None,
         world_size: int | None = None,
+        prepared: PreparedAudio | None = None,
     ):
         eligible = recordings[recordings["annotation"].isin(config.annotations)]
-        super().__init__(eligible, config, rank, world_size)
+        super().__init__(eligible, config, rank, world_size, prepared)
         rate, size = config.sample_rate, config.window_samples
         index = {rid: i for i, rid in enumerate(self.recording_ids)}
         events = events[events["recording_id"].isin(index)]
@@ -308,7 +316,7 @@ class UnlabeledStream(_WindowSource):
         recordings: catalog recordings (any annotation status).
         config: a :class:`WindowConfig` (only window, rate, cache and seed fields are used).
         n_windows: windows per epoch over all ranks and workers; ``None`` streams forever.
-        rank, world_size: as for :class:`WindowDataset`.
+        rank, world_size, prepared: as for :class:`WindowDataset`.
     """
 
     _BLOCK = 4096  # plan entries drawn per random block
@@ -321,12 +329,13 @@ class UnlabeledStream(_WindowSource):
         n_windows: int | None = None,
         rank: int | None = None,
         world_size: int | None = None,
+        prepared: PreparedAudio | None = None,
     ):
         if len(recordings) == 0:
             raise ValueError("UnlabeledStream needs at least one recording")
         if n_windows is not None and n_windows < 1:
             raise ValueError(f"n_windows must be >= 1 or None, got {n_windows}")
-        super().__init__(recordings, config, rank, world_size)
+        super().__init__(recordings, config, rank, world_size, prepared)
         self.n_windows = n_windows
         self._weights = self.n_samples / self.n_samples.sum()
 

@@ -1,0 +1,191 @@
+"""Prepared audio: catalog recordings decoded once, resampled to a model's rate and stored as raw
+PCM that the window samplers memory-map, so that no training epoch (the first one included) pays
+for FLAC decoding and resampling again.
+
+A store is a folder ``<catalog>/prepared/<rate>hz-<dtype>/`` holding
+
+- ``<checksum[:2]>/<checksum>.pcm``: one recording, mono (the mean of its channels, as
+  :func:`biomae.audio.load` mixes it), at ``rate`` Hz (soxr HQ, the resampler of
+  :mod:`biomae.audio`), as raw little-endian ``int16`` (``round(x * 32768)`` clipped, as the
+  samplers' int16 transport) or ``float32``; the number of samples is the file size over the item
+  size. ``checksum`` is the catalog's (:func:`biomae.datasets.catalog.file_checksum`), so the same
+  audio imported twice is prepared once, and a file changed since import is not matched to stale
+  samples (its checksum in a re-import differs).
+- ``store.json``: the format, written with the first file.
+
+Files are written atomically (a reader never maps a half-written one), so an interrupted
+:meth:`PreparedAudio.prepare` resumes where it stopped; a recording that cannot be decoded is
+reported (named, with the reason) and skipped, and the samplers decode it themselves.
+
+Read it with NumPy: ``np.memmap(path, dtype="<i2", mode="r") / 32768``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biomae._io import atomic_path, atomic_write_text
+
+DTYPES = {"int16": "<i2", "float32": "<f4"}
+BLOCK_S = 60.0  # decoding block: memory stays a few blocks for a recording of any length
+
+
+@dataclass
+class PrepareSummary:
+    """What :meth:`PreparedAudio.prepare` did: files written now, found already there, failed
+    (``(path, reason)``), the seconds of audio written and the wall time."""
+
+    n_written: int = 0
+    n_present: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    audio_s: float = 0.0
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        speed = f", {self.audio_s / self.seconds:,.0f}x real time" if self.n_written else ""
+        return (
+            f"prepared {self.n_written} recording(s) ({self.audio_s / 3600:.2f} h) in "
+            f"{self.seconds:.1f} s{speed}; {self.n_present} already prepared; "
+            f"{len(self.failed)} failed"
+        )
+
+
+class PreparedAudio:
+    """The store of recordings prepared at ``sample_rate`` Hz as ``dtype`` under ``root`` (see
+    the module docstring). Cheap to construct."""
+
+    def __init__(self, root: str | os.PathLike, sample_rate: int, dtype: str = "int16"):
+        if int(sample_rate) != sample_rate or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.sample_rate, self.dtype = int(sample_rate), dtype
+        self.folder = Path(root).expanduser() / f"{self.sample_rate}hz-{dtype}"
+
+    def path(self, checksum: str) -> Path:
+        """Where the recording with catalog ``checksum`` is (or will be) stored."""
+        if not checksum or any(c in checksum for c in "/\\.") or len(checksum) < 3:
+            raise ValueError(f"not a catalog checksum: {checksum!r}")
+        return self.folder / checksum[:2] / f"{checksum}.pcm"
+
+    def expected_samples(self, file_rate: int, file_samples: int) -> int:
+        """The length at this store's rate of a recording of ``file_samples`` at ``file_rate``
+        (the resampler may give one sample more or fewer)."""
+        return int(file_samples) * self.sample_rate // int(file_rate)
+
+    def lookup(self, recordings: pd.DataFrame) -> list[str | None]:
+        """Per row of ``recordings`` (catalog columns ``checksum, sample_rate, n_samples``): the
+        stored file, or None when it is not prepared (or its length does not match the row)."""
+        if "checksum" not in recordings or len(recordings) == 0:
+            return [None] * len(recordings)
+        found = []
+        columns = ("checksum", "sample_rate", "n_samples")
+        rows = zip(*(recordings[c] for c in columns), strict=True)
+        itemsize = np.dtype(DTYPES[self.dtype]).itemsize
+        for checksum, file_rate, file_samples in rows:
+            path = self.path(str(checksum)) if isinstance(checksum, str) and checksum else None
+            try:
+                size = path.stat().st_size if path is not None else -1
+            except FileNotFoundError:
+                size = -1
+            expected = self.expected_samples(file_rate, file_samples)
+            ok = size >= 0 and size % itemsize == 0 and abs(size // itemsize - expected) <= 2
+            found.append(str(path) if ok else None)
+        return found
+
+    def open(self, path: str) -> np.ndarray:
+        """The samples of a stored file, memory-mapped read-only ((n,) in the store's dtype)."""
+        if os.path.getsize(path) == 0:
+            return np.zeros(0, dtype=DTYPES[self.dtype])
+        return np.memmap(path, dtype=DTYPES[self.dtype], mode="r")
+
+    def prepare(
+        self,
+        recordings: pd.DataFrame,
+        *,
+        base: str | os.PathLike | None = None,
+        workers: int = 2,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> PrepareSummary:
+        """Decode, resample and store every recording of ``recordings`` (catalog columns ``path,
+        checksum, sample_rate, n_samples, duration_s``) not stored yet, in ``workers``
+        processes (0 or 1: in this one). Relative paths are taken relative to ``base``.
+        Recordings with the same checksum are prepared once. ``progress(done, total)`` is called
+        after each file. Failures are collected in the summary, never raised."""
+        begin = time.perf_counter()
+        summary = PrepareSummary()
+        table = recordings.drop_duplicates("checksum")
+        present = self.lookup(table)
+        summary.n_present = sum(p is not None for p in present)
+        todo = table[[p is None for p in present]].sort_values("duration_s", ascending=False)
+        jobs = [
+            (os.path.join(base or "", str(path)), str(self.path(str(checksum))))
+            for path, checksum in zip(todo["path"], todo["checksum"], strict=True)
+        ]
+        if jobs:
+            self._write_manifest()
+        done = 0
+
+        def finish(source: str, result: float | str) -> None:
+            nonlocal done
+            done += 1
+            if isinstance(result, str):
+                summary.failed.append((source, result))
+            else:
+                summary.n_written += 1
+                summary.audio_s += result
+            if progress is not None:
+                progress(done, len(jobs))
+
+        args = (self.sample_rate, self.dtype)
+        if workers <= 1 or len(jobs) <= 1:
+            for source, target in jobs:
+                finish(source, _prepare_one(source, target, *args))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(_prepare_one, s, t, *args): s for s, t in jobs}
+                for future in as_completed(futures):
+                    finish(futures[future], future.result())
+        summary.seconds = time.perf_counter() - begin
+        return summary
+
+    def _write_manifest(self) -> None:
+        manifest = self.folder / "store.json"
+        if manifest.exists():
+            return
+        description = {
+            "format": "raw PCM, little-endian, mono (mean of channels), one file per recording",
+            "dtype": self.dtype,
+            "sample_rate": self.sample_rate,
+            "int16_scale": 32768 if self.dtype == "int16" else None,
+            "resampler": "soxr HQ",
+            "file": "<checksum[:2]>/<checksum>.pcm, checksum as in the catalog's recordings",
+        }
+        atomic_write_text(manifest, json.dumps(description, indent=2) + "\n")
+
+
+def _prepare_one(source: str, target: str, sample_rate: int, dtype: str) -> float | str:
+    """Decode ``source`` at ``sample_rate`` into ``target`` (atomically); the seconds of audio
+    written, or the reason it failed."""
+    from biomae.audio import stream
+    from biomae.datasets.window_source import to_transport
+
+    n = 0
+    try:
+        with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+            for block in stream(source, block_s=BLOCK_S, sample_rate=sample_rate):
+                samples = to_transport(block.audio, dtype, scratch=True)
+                handle.write(samples.astype(DTYPES[dtype], copy=False).tobytes())
+                n += len(samples)
+    except Exception as err:  # noqa: BLE001 - reported per file, the others go on
+        return f"{type(err).__name__}: {err}"
+    return n / sample_rate

@@ -1,0 +1,188 @@
+"""Prepared audio: recordings decoded and resampled once into a store that the window samplers
+memory-map; windows identical to decoding, resumable, bad files reported and skipped."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from biomae.annotations import make_events
+from biomae.audio import load
+from biomae.cli import main
+from biomae.datasets.catalog import Catalog
+from biomae.datasets.prepared import PreparedAudio
+from biomae.datasets.window_source import SharedCache
+from biomae.datasets.windows import UnlabeledStream, WindowConfig, WindowDataset, WindowLoader
+
+RATE = 8000  # the model's rate; the files are at 22,050 Hz (stereo), 16 kHz and 8 kHz
+
+
+@pytest.fixture()
+def catalog(tmp_path) -> Catalog:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (rate, channels, duration_s) in enumerate(((22050, 2, 9.0), (16000, 1, 5.0),
+                                                      (8000, 1, 1.5))):  # fmt: skip
+        path = tmp_path / "audio" / f"r{i}.flac"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, rng.uniform(-0.5, 0.5, (round(duration_s * rate), channels)), rate)
+        paths.append(str(path))
+    events = make_events(
+        {"recording": paths, "start_s": [1.0, 2.0, 0.2], "end_s": [2.0, 3.0, 0.4],
+         "label": ["a", "b", "c"]}
+    )  # fmt: skip
+    catalog = Catalog(tmp_path / "cat")
+    catalog.add("toy", pd.DataFrame({"path": paths, "annotation": "full"}), events)
+    return catalog
+
+
+def config(**options) -> WindowConfig:
+    options = {"window_s": 2.0, "sample_rate": RATE, "windows_per_epoch": 24, **options}
+    return WindowConfig(positive_fraction=None, **options)
+
+
+def test_stored_samples_are_the_decoded_audio(catalog):
+    summary = catalog.prepare_audio(RATE, dtype="float32", workers=0)
+    assert (summary.n_written, summary.n_present, summary.failed) == (3, 0, [])
+    assert summary.audio_s == pytest.approx(9.0 + 5.0 + 1.5, abs=1e-3)
+    store = catalog.prepared_audio(RATE, "float32")
+    recordings = catalog.recordings()
+    for path, stored in zip(recordings["path"], store.lookup(recordings), strict=True):
+        decoded, _ = load(path, sample_rate=RATE)  # mono mixdown, soxr HQ
+        np.testing.assert_array_equal(np.asarray(store.open(stored)), decoded)
+    assert (store.folder / "store.json").exists()
+
+
+@pytest.mark.parametrize(("store_dtype", "transport"), [("int16", "int16"), ("float32", "float32"),
+                                                        ("int16", "float32")])  # fmt: skip
+def test_windows_from_the_store_equal_decoded_windows(catalog, store_dtype, transport):
+    catalog.prepare_audio(RATE, dtype=store_dtype, workers=0)
+    store = catalog.prepared_audio(RATE, store_dtype)
+    cfg = config(transport_dtype=transport)
+    mapped = WindowDataset(catalog.recordings(), catalog.events(), cfg, prepared=store)
+    decoded = WindowDataset(catalog.recordings(), catalog.events(), cfg)
+    assert mapped.n_prepared == 3 and decoded.n_prepared == 0
+    for a, b in zip(mapped, decoded, strict=True):
+        assert a["recording_id"] == b["recording_id"] and a["n_valid"] == b["n_valid"]
+        if store_dtype == transport:
+            assert torch.equal(a["audio"], b["audio"])
+        else:  # int16 store, float32 items: within 16-bit quantisation
+            torch.testing.assert_close(a["audio"], b["audio"], atol=0.5 / 32768, rtol=0)
+        pd.testing.assert_frame_equal(a["events"], b["events"])
+        a["audio"][:] = 1.0  # items are copies: the read-only store is untouched
+
+
+def test_loader_workers_read_the_store_instead_of_a_shared_cache(catalog):
+    catalog.prepare_audio(RATE, workers=2)
+    store = catalog.prepared_audio(RATE)
+    cfg = config(transport_dtype="int16", events_as="columns")
+    mapped = WindowDataset(catalog.recordings(), catalog.events(), cfg, prepared=store)
+    decoded = WindowDataset(catalog.recordings(), catalog.events(), cfg)
+    assert SharedCache.for_dataset(mapped) is None  # nothing left to decode
+    assert SharedCache.for_dataset(decoded) is not None
+    for epoch in (0, 1):
+        got, expected = [], []
+        for ds, out in ((mapped, got), (decoded, expected)):
+            loader = WindowLoader(ds, batch_size=5, num_workers=2)
+            loader.set_epoch(epoch)
+            out.extend(loader)
+        assert len(got) == len(expected) > 0
+        for a, b in zip(got, expected, strict=True):
+            assert torch.equal(a["audio"], b["audio"])
+            assert torch.equal(a["start_sample"], b["start_sample"])
+
+
+def test_unlabeled_stream_reads_the_store(catalog):
+    catalog.prepare_audio(RATE, workers=0)
+    cfg = config(transport_dtype="int16")
+    store = catalog.prepared_audio(RATE)
+    stream = UnlabeledStream(catalog.recordings(), cfg, n_windows=10, prepared=store)
+    stream._MAPPED_OPEN = 1  # one file mapped at a time: every switch re-maps
+    mapped = list(stream)
+    assert len(stream._mapped) == 1
+    spawned = pickle.loads(pickle.dumps(stream))  # as sent to a spawned worker: maps dropped
+    assert len(spawned._mapped) == 0
+    decoded = list(UnlabeledStream(catalog.recordings(), cfg, n_windows=10))
+    for a, b, c in zip(mapped, decoded, spawned, strict=True):
+        assert torch.equal(a["audio"], b["audio"]) and a["start_sample"] == b["start_sample"]
+        assert torch.equal(c["audio"], b["audio"])
+
+
+def test_prepare_resumes_and_stores_the_same_audio_once(catalog):
+    recordings = catalog.recordings()
+    store = catalog.prepared_audio(RATE)
+    twice = pd.concat([recordings, recordings.assign(path="elsewhere.flac")])  # same checksums
+    assert store.prepare(twice, workers=0).n_written == 3
+    again = catalog.prepare_audio(RATE, workers=0)
+    assert (again.n_written, again.n_present) == (0, 3)
+    first = store.lookup(recordings)[0]
+    stamp = os.stat(first).st_mtime_ns
+    os.remove(store.lookup(recordings)[1])
+    resumed = catalog.prepare_audio(RATE, workers=0)
+    assert (resumed.n_written, resumed.n_present) == (1, 2)
+    assert os.stat(first).st_mtime_ns == stamp  # not rewritten
+    only = catalog.prepare_audio(16000, where="sample_rate = 16000", workers=0)
+    assert only.n_written == 1
+
+
+def test_a_stored_file_of_the_wrong_length_is_not_used(catalog):
+    catalog.prepare_audio(RATE, workers=0)
+    store = catalog.prepared_audio(RATE)
+    recordings = catalog.recordings()
+    path = store.lookup(recordings)[0]
+    with open(path, "r+b") as handle:
+        handle.truncate(1000)  # e.g. copied in part by hand
+    assert store.lookup(recordings)[0] is None
+    ds = WindowDataset(recordings, catalog.events(), config(), prepared=store)
+    assert ds.n_prepared == 2  # the first recording is decoded again
+    assert catalog.prepare_audio(RATE, workers=0).n_written == 1  # and re-prepared
+
+
+def test_a_corrupt_file_is_reported_and_skipped(catalog, capsys):
+    recordings = catalog.recordings()
+    bad = recordings["path"].iloc[0]
+    data = open(bad, "rb").read()
+    open(bad, "wb").write(data[: len(data) // 2])  # the header still reads; decoding fails
+    summary = catalog.prepare_audio(RATE, workers=2)
+    assert summary.n_written == 2 and [path for path, _ in summary.failed] == [bad]
+    assert "AudioError" in summary.failed[0][1]
+    store = catalog.prepared_audio(RATE)
+    assert store.lookup(recordings)[0] is None
+    assert not list(store.folder.rglob("*.part"))  # no half-written file left behind
+    code = main(["data", "prepare", "--sample-rate", str(RATE), "--catalog", str(catalog.root)])
+    captured = capsys.readouterr()
+    assert code == 1 and f"skipped {bad}: AudioError" in captured.err
+    assert "0 recording(s)" in captured.out and "2 already prepared; 1 failed" in captured.out
+
+
+def test_cli_import_with_prepare_and_bad_options(tmp_path, capsys):
+    folder = tmp_path / "field"
+    folder.mkdir()
+    sf.write(folder / "a.wav", np.zeros(4000), 4000)
+    catalog = str(tmp_path / "cat")
+    code = main(["data", "add", str(folder), "--format", "raven", "--catalog", catalog,
+                 "--prepare", "2000"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "prepared 1 recording(s)" in out and "2000hz-int16" in out
+    assert len(list((tmp_path / "cat" / "prepared" / "2000hz-int16").rglob("*.pcm"))) == 1
+    assert main(["data", "prepare", "--sample-rate", "0", "--catalog", catalog]) == 2
+    assert "sample_rate must be a positive integer" in capsys.readouterr().err
+    code = main(["data", "prepare", "--sample-rate", "8000", "--where", "no_column = 1",
+                 "--catalog", catalog])  # fmt: skip
+    assert code == 2 and "no_column" in capsys.readouterr().err
+
+
+def test_store_at_another_rate_is_refused(catalog):
+    store = PreparedAudio(catalog.root / "prepared", 16000)
+    with pytest.raises(ValueError, match="16000 Hz cannot feed windows at 8000 Hz"):
+        WindowDataset(catalog.recordings(), catalog.events(), config(), prepared=store)
+    with pytest.raises(ValueError, match="dtype"):
+        PreparedAudio(catalog.root, 8000, "int8")
+    with pytest.raises(ValueError, match="not a catalog checksum"):
+        store.path("../x")
