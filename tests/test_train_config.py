@@ -74,6 +74,7 @@ def test_unknown_key_is_named(tmp_path):
         ("train.parallel='zero'", "train.parallel"),
         ("data.eval_fraction=1.0", "data.eval_fraction=1.0"),
         ("data.catalog='x.parquet'", "exactly one"),
+        ("data.prepared=true", "data.prepared reads a catalog's prepared audio"),
     ],
 )
 def test_invalid_values_fail_with_the_file_and_key(override, fragment):

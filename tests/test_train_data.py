@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 
 import numpy as np
@@ -147,3 +148,38 @@ def test_catalog_recordings_skip_duplicates(folder, tmp_path_factory):
     assert data.catalog_recordings(root) == recs[:-1]
     with pytest.raises(FileNotFoundError, match="recordings.parquet"):
         data.catalog_recordings(folder)
+
+
+def test_prepared_recordings_are_memory_mapped(folder, tmp_path_factory):
+    import pandas as pd
+
+    from biomae.annotations import make_events
+    from biomae.audio import load
+    from biomae.datasets.catalog import Catalog
+
+    catalog = Catalog(tmp_path_factory.mktemp("catalog"))
+    paths = sorted(str(p) for p in folder.glob("*.flac"))
+    catalog.add("toy", pd.DataFrame({"path": paths}), make_events([]))
+    assert catalog.prepare_audio(RATE, where="sample_rate <> 44100", workers=0).n_written == 5
+    plain = data.catalog_recordings(catalog.root)
+    recs = data.catalog_recordings(catalog.root, prepared_rate=RATE)
+    assert [r.prepared is None for r in recs] == ["rec4" in r.path for r in recs]  # not prepared
+    assert all(r.prepared is None for r in plain)
+    for rec in recs:
+        whole, _ = load(rec.path, sample_rate=RATE)  # resampled as a whole
+        start = rec.n_frames // 3
+        window = data.read_window(rec, start, RATE, RATE)  # (RATE,), zero-padded at the end
+        first = start * RATE // rec.sample_rate
+        expected = np.zeros(RATE, dtype=np.float32)
+        part = whole[first : first + RATE]
+        expected[: len(part)] = part
+        if rec.prepared is None:  # decoded as a span: its own resampling, same start
+            assert np.any(window != 0) and window.shape == (RATE,)
+        else:  # the stored samples: the whole-file resampling, 16-bit quantised
+            np.testing.assert_allclose(window, expected, atol=0.5 / 32768, rtol=0)
+    want = stream(recs).batch(3)["audio"]
+    for rec in recs:  # the prepared recordings' own files are no longer read
+        if rec.prepared is not None:
+            os.remove(rec.path)
+    got = stream(recs).batch(3)["audio"]
+    assert torch.equal(got, want) and got.shape == (3, RATE // 2) and torch.all(got.std(1) > 0)

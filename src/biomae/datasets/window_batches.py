@@ -158,7 +158,7 @@ class _SlotBatches(IterableDataset):
             extras = []
             for i, (rec, start, stop) in enumerate(chunk):
                 n_valid[i] = self.dataset._fill(rec, start, stop - start, rows[i])
-                extras.append(self.dataset._extras(rec, start, stop))
+                extras.append(self.dataset._extras(rec, start, stop, columns=True))
             message = {
                 "slot": (w, k),
                 "start_sample": np.array([start for _, start, _ in chunk], dtype=np.int64),
@@ -266,6 +266,10 @@ class WindowLoader:
             audio = to_float32(audio)
             audio = audio.clone() if audio.data_ptr() == self._slots[w, k].data_ptr() else audio
             self._free[w, k] = 1  # the slot's samples now live in `audio`: the worker may refill
+            if "events" in message:  # built as columns in the worker (cheaper to send)
+                events = _unpack(message["events"])
+                frames = self.dataset.config.events_as == "frame"
+                message["events"] = [events_frame(e) for e in events] if frames else events
             yield {
                 "audio": audio,
                 **{key: _unpack(value) for key, value in message.items()},

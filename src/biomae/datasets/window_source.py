@@ -240,8 +240,10 @@ class _WindowSource(IterableDataset):
         ``stop`` (target samples) ends the region the window may cover."""
         raise NotImplementedError
 
-    def _extras(self, rec: int, start: int, stop: int) -> dict:
-        """Item fields besides audio and position (the events of labelled windows)."""
+    def _extras(self, rec: int, start: int, stop: int, columns: bool = False) -> dict:
+        """Item fields besides audio and position (the events of labelled windows; as column
+        dicts whatever ``events_as`` says when ``columns``: the batch builder of
+        ``WindowLoader``, whose main process makes the DataFrames)."""
         return {}
 
     def _read_span(self, rec: int, start: int, size: int) -> np.ndarray:

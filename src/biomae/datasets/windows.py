@@ -282,17 +282,19 @@ class WindowDataset(_WindowSource):
     def _recordings_used(self) -> np.ndarray:
         return np.unique(self.regions[:, 0])
 
-    def _extras(self, rec: int, start: int, stop: int) -> dict:
-        return {
-            "events": self._window_events(rec, start, min(start + self.config.window_samples, stop))
-        }
+    def _extras(self, rec: int, start: int, stop: int, columns: bool = False) -> dict:
+        stop = min(start + self.config.window_samples, stop)
+        events = self._window_events(rec, start, stop)
+        return {"events": events if columns or self.config.events_as == "columns" else
+                events_frame(events)}  # fmt: skip
 
     def window(self, region: int, start: int) -> dict:
         """The item for a window at ``start`` (target samples) in region ``region``."""
         rec, _, last = self._region_list[region]
         return self._item(rec, start, last)
 
-    def _window_events(self, rec: int, start: int, stop: int) -> pd.DataFrame | dict:
+    def _window_events(self, rec: int, start: int, stop: int) -> dict:
+        """The events of the window ``[start, stop)`` (target samples) of ``rec`` as columns."""
         rate = self.config.sample_rate
         t0, t1 = start / rate, stop / rate
         table = self._events.get(rec, self._no_events)
@@ -303,7 +305,7 @@ class WindowDataset(_WindowSource):
         kept = np.where(length > 0, (new_end - new_begin) / np.where(length > 0, length, 1), 1.0)
         out = {c: table[c][hit] for c in EVENT_COLUMNS}
         out["start_s"], out["end_s"], out["kept_fraction"] = new_begin, new_end, kept
-        return events_frame(out) if self.config.events_as == "frame" else out
+        return out
 
 
 class UnlabeledStream(_WindowSource):

@@ -103,14 +103,17 @@ class FrontEndConfig:
 class DataConfig:
     """Where pretraining windows come from.
 
-    Exactly one source: ``catalog`` (a ``biomae.datasets.catalog`` path, streamed by
-    ``UnlabeledStream``) or ``audio_globs`` (audio files, e.g.
+    Exactly one source: ``catalog`` (a ``biomae.datasets.catalog`` path; its recordings without
+    flagged duplicates) or ``audio_globs`` (audio files, e.g.
     ``["../shared/data/audio/**/*.flac"]``).
     Recordings are split into train / held-out by a hash of their path (``eval_fraction``).
 
     Attributes:
         audio_globs: glob patterns (``**`` recursive), relative to the working directory.
         catalog: catalog path; used instead of ``audio_globs`` when set.
+        prepared: with ``catalog``, read the recordings prepared at ``front_end.sample_rate``
+            (``biomae data prepare --sample-rate RATE --catalog …``, int16) from the memory-mapped
+            store instead of decoding every window; recordings not prepared are decoded.
         window_s: window length in seconds.
         batch_size: windows per micro-batch per process.
         num_workers: DataLoader workers per process (0 = load in the main process).
@@ -123,6 +126,7 @@ class DataConfig:
 
     audio_globs: list[str] = field(default_factory=list)
     catalog: str | None = None
+    prepared: bool = False
     window_s: float = 2.56
     batch_size: int = 16
     num_workers: int = 0
@@ -139,6 +143,10 @@ class DataConfig:
             bool(self.audio_globs) != bool(self.catalog),
             "data: set exactly one of data.audio_globs and data.catalog "
             f"(got audio_globs={self.audio_globs!r}, catalog={self.catalog!r})",
+        )
+        _check(
+            bool(self.catalog) or not self.prepared,
+            "data.prepared reads a catalog's prepared audio: set data.catalog",
         )
         _check(
             0.1 <= self.window_s <= 60.0, f"data.window_s={self.window_s} must be in [0.1, 60] s"

@@ -35,11 +35,14 @@ EVAL_STREAM = 2**40  # micro-batch index space used for held-out / statistics wi
 
 @dataclass(frozen=True)
 class Recording:
-    """One audio file: ``path``, native ``sample_rate`` in Hz and ``n_frames`` (samples/channel)."""
+    """One audio file: ``path``, native ``sample_rate`` in Hz and ``n_frames`` (samples/channel);
+    ``prepared``: its samples already decoded at the model's rate, as int16 PCM
+    (:mod:`biomae.datasets.prepared`), which :func:`read_window` memory-maps instead of decoding."""
 
     path: str
     sample_rate: int
     n_frames: int
+    prepared: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -68,12 +71,15 @@ def find_recordings(patterns: list[str]) -> list[Recording]:
     return recordings
 
 
-def catalog_recordings(root: str | os.PathLike) -> list[Recording]:
+def catalog_recordings(
+    root: str | os.PathLike, prepared_rate: int | None = None
+) -> list[Recording]:
     """The recordings of a ``biomae.datasets.catalog`` folder, without flagged duplicates.
 
     Rows with ``duplicate_of`` set (the same audio imported twice) are left out so that a file
     cannot land on both sides of the train / held-out split. Relative paths are taken relative to
-    the catalog folder.
+    the catalog folder. With ``prepared_rate``, recordings prepared at that rate as int16
+    (``biomae data prepare --sample-rate RATE``) carry their stored file (``prepared``).
 
     Raises:
         FileNotFoundError: the catalog holds no ``recordings.parquet``.
@@ -89,10 +95,13 @@ def catalog_recordings(root: str | os.PathLike) -> list[Recording]:
         table = table[table["duplicate_of"].fillna("") == ""]
     if len(table) == 0:
         raise ValueError(f"data.catalog: {catalog.recordings_path} lists no recording")
+    stored = [None] * len(table)
+    if prepared_rate is not None:
+        stored = catalog.prepared_audio(prepared_rate, "int16").lookup(table)
     recordings = [
-        Recording(os.path.join(catalog.root, path), int(rate), int(n))
-        for path, rate, n in zip(
-            table["path"], table["sample_rate"], table["n_samples"], strict=True
+        Recording(os.path.join(catalog.root, path), int(rate), int(n), prepared)
+        for path, rate, n, prepared in zip(
+            table["path"], table["sample_rate"], table["n_samples"], stored, strict=True
         )
     ]
     return sorted(recordings, key=lambda r: r.path)
@@ -130,8 +139,17 @@ def read_window(rec: Recording, start: int, n_samples: int, sample_rate: int) ->
 
     Reads ``ceil(n_samples * native / sample_rate)`` native samples (fewer at the end of the
     file) with ``biomae.audio.load`` (mono mixdown, soxr resampling) and zero-pads to
-    ``n_samples``.
+    ``n_samples``. A prepared recording (``rec.prepared``, int16 at ``sample_rate``) is
+    memory-mapped instead, from sample ``start * sample_rate // native``: the same audio
+    resampled as a whole (no edge effects at the window's ends), 16-bit quantised.
     """
+    if rec.prepared is not None:
+        stored = np.memmap(rec.prepared, dtype="<i2", mode="r")
+        first = start * sample_rate // rec.sample_rate
+        part = stored[first : first + n_samples]  # (n,) int16
+        out = np.zeros(n_samples, dtype=np.float32)
+        np.multiply(part, np.float32(1 / 32768), out=out[: len(part)])
+        return out
     from biomae.audio import load
 
     n_native = min(-(-n_samples * rec.sample_rate // sample_rate), rec.n_frames - start)

@@ -179,7 +179,8 @@ def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True)
 
     # --- data: train / held-out split by recording, fixed eval windows, baseline statistics
     if cfg.data.catalog:
-        recordings = data.catalog_recordings(cfg.data.catalog)
+        prepared_rate = cfg.front_end.sample_rate if cfg.data.prepared else None
+        recordings = data.catalog_recordings(cfg.data.catalog, prepared_rate)
     else:
         recordings = data.find_recordings(cfg.data.audio_globs)
     train_recs, eval_recs = data.split_recordings(recordings, cfg.data.eval_fraction)
