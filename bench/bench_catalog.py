@@ -19,7 +19,10 @@ Prints
    (whose persistent workers do not see ``set_epoch``: they repeat epoch 0's windows). The CPU
    time per window (workers + main, from /proc) is printed too: on a machine shared with other
    jobs the wall rate depends on them, the CPU cost does much less;
-4. the same for the :class:`UnlabeledStream` over every recording (pretraining), fast path
+4. the pretraining stream (``biomae.train.data.RandomWindows``, what ``biomae pretrain`` reads
+   from ``data.catalog``), in this process: windows per second decoding each window's span from
+   its file, and with ``data.prepared = true`` (memory-mapped prepared audio);
+5. the same for the :class:`UnlabeledStream` over every recording (pretraining), fast path
    (int16) and per-item path.
 
     python bench/bench_catalog.py [--sample-rate 16000] [--windows 4000] [--workers 2]
@@ -70,6 +73,25 @@ def evict(folder: Path) -> int:
             os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         total += path.stat().st_size
     return total
+
+
+def pretraining_stream(root: Path, sample_rate: int, batches: int = 20) -> None:
+    """Print the in-process rate of ``RandomWindows`` (10-s windows, batch 16) over the catalog's
+    recordings, decoded span by span and read from prepared audio."""
+    from biomae.train.data import RandomWindows, catalog_recordings
+
+    for prepared in (False, True):
+        recordings = catalog_recordings(root, sample_rate if prepared else None)
+        stream = RandomWindows(recordings, 10 * sample_rate, sample_rate, batch_size=16, seed=0)
+        stream.batch(0)  # imports, first file handles
+        start = time.perf_counter()
+        for index in range(1, batches + 1):
+            stream.batch(index)
+        rate = batches * 16 / (time.perf_counter() - start)
+        how = "prepared audio (data.prepared = true)" if prepared else "decoding each window"
+        print(
+            f"pretraining stream (RandomWindows), 10-s windows, one process, {how}: {rate:,.0f}/s"
+        )
 
 
 def item_loader(dataset, workers: int, batch_size: int = 32):
@@ -166,6 +188,7 @@ def main() -> int:
             f"recordings from prepared audio, WindowLoader, int16 transport, {args.workers} "
             f"workers: {result}"
         )
+        pretraining_stream(catalog.root, args.sample_rate)
     runs = [  # decoding from the audio files (no prepared store)
         ("fast", "int16", "columns"),
         ("fast", "float32", "columns"),

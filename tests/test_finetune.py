@@ -139,6 +139,19 @@ def test_catalog_source_takes_fully_annotated_recordings(scapes, tmp_path):
     assert got[0].individuals == items[0].individuals == {"ind0"}
     with pytest.raises(ValueError, match="no dataset"):
         catalog_labeled(str(tmp_path / "cat"), ["birds"])
+    # prepared audio (biomae data prepare): windows memory-mapped, the decoded ones within 16 bits
+    assert Catalog(tmp_path / "cat").prepare_audio(SAMPLE_RATE, workers=0).n_written == 6
+    mapped, _ = catalog_labeled(str(tmp_path / "cat"), ["scapes"], prepared_rate=SAMPLE_RATE)
+    assert all(it.recording.prepared for it in mapped) and not any(
+        it.recording.prepared for it in got
+    )
+    n_samples = round(1.28 * SAMPLE_RATE)
+    a, b = (LabeledWindows(x, n_samples, SAMPLE_RATE, 8, seed=3, positive_fraction=0.5).batch(2)
+            for x in (mapped, got))  # fmt: skip
+    torch.testing.assert_close(a["audio"], b["audio"], atol=0.5 / 32768, rtol=0)
+    assert a["labels"] == b["labels"] and a["offsets_s"] == b["offsets_s"]
+    with pytest.raises(ConfigError, match="data.prepared reads a catalog"):
+        config_from_dict({"data": {"data_dir": "x", "prepared": True}})
 
 
 def test_split_by_individual_keeps_individuals_together(scapes):

@@ -280,7 +280,8 @@ def finetune(config: FinetuneConfig, log=print) -> dict:
         else ("cpu" if config.train.device == "auto" else config.train.device)
     )
     if config.data.catalog:
-        items, left_out = catalog_labeled(config.data.catalog, config.data.datasets)
+        prepared_rate = config.front_end.sample_rate if config.data.prepared else None
+        items, left_out = catalog_labeled(config.data.catalog, config.data.datasets, prepared_rate)
         if left_out:
             log(
                 f"finetune: {len(left_out)} partially annotated catalog recordings left out, "

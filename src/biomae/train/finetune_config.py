@@ -80,11 +80,14 @@ class FinetuneSection:
 class LabeledDataConfig:
     """Labelled windows from exactly one source: ``data_dir`` (audio + Raven tables) or ``catalog``
     (a ``biomae data`` catalog; ``datasets`` empty = all; only fully annotated recordings). The
-    window must span a whole number of patches; ``positive_fraction`` of windows hold an event."""
+    window must span a whole number of patches; ``positive_fraction`` of windows hold an event.
+    ``prepared``: read a catalog's recordings prepared at ``front_end.sample_rate``
+    (``biomae data prepare``, int16) from memory instead of decoding each window."""
 
     data_dir: str = ""
     catalog: str = ""
     datasets: list[str] = field(default_factory=list)
+    prepared: bool = False
     window_s: float = 2.56
     batch_size: int = 16
     val_fraction: float = 0.2
@@ -96,6 +99,10 @@ class LabeledDataConfig:
             (self.data_dir != "") != (self.catalog != ""),
             f"set exactly one of data.data_dir (--data DIR) and data.catalog; got "
             f"data_dir={self.data_dir!r}, catalog={self.catalog!r}",
+        )
+        check(
+            self.catalog != "" or not self.prepared,
+            "data.prepared reads a catalog's prepared audio: set data.catalog",
         )
         check(0.1 <= self.window_s <= 60, f"data.window_s={self.window_s} not in [0.1, 60] s")
         check(self.batch_size >= 2, f"data.batch_size={self.batch_size} must be >= 2")

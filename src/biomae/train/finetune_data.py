@@ -69,8 +69,11 @@ def find_labeled(data_dir: str | Path) -> list[LabeledRecording]:
     return items
 
 
-def catalog_labeled(catalog: str, datasets: list[str]) -> tuple[list[LabeledRecording], list[str]]:
-    """The fully annotated recordings of a catalog (``datasets`` empty = all) with their events.
+def catalog_labeled(
+    catalog: str, datasets: list[str], prepared_rate: int | None = None
+) -> tuple[list[LabeledRecording], list[str]]:
+    """The fully annotated recordings of a catalog (``datasets`` empty = all) with their events;
+    with ``prepared_rate``, the recordings prepared at that rate (int16) carry their stored file.
 
     Returns:
         ``(items, left_out)``: ``left_out`` names the recordings not annotated over their whole
@@ -86,14 +89,17 @@ def catalog_labeled(catalog: str, datasets: list[str]) -> tuple[list[LabeledReco
         if unknown:
             raise ValueError(f"catalog {catalog}: no dataset(s) {unknown}")
         recordings = recordings[recordings["dataset"].isin(datasets)]
+    stored = [None] * len(recordings)
+    if prepared_rate is not None:
+        stored = cat.prepared_audio(prepared_rate, "int16").lookup(recordings)
     items, left_out = [], []
     by_id = dict(tuple(events.groupby("recording_id")))
-    for row in recordings.itertuples():
+    for row, prepared in zip(recordings.itertuples(), stored, strict=True):
         spans = json.loads(row.regions) if row.regions else []
         if not (len(spans) == 1 and spans[0][0] <= 1e-3 and spans[0][1] >= row.duration_s - 1e-3):
             left_out.append(row.path)
             continue
-        rec = Recording(str(row.path), int(row.sample_rate), int(row.n_samples))
+        rec = Recording(str(row.path), int(row.sample_rate), int(row.n_samples), prepared)
         table = by_id.get(row.recording_id, events.iloc[:0]).assign(recording=row.path)
         individuals = (frozenset(table["individual"]) | {row.individual or ""}) - {""}
         items.append(LabeledRecording(rec, table.reset_index(drop=True), row.path, individuals))
