@@ -129,6 +129,11 @@ def test_prepare_resumes_and_stores_the_same_audio_once(catalog):
     assert os.stat(first).st_mtime_ns == stamp  # not rewritten
     only = catalog.prepare_audio(16000, where="sample_rate = 16000", workers=0)
     assert only.n_written == 1
+    unknown = store.prepare(recordings.assign(checksum=[None, "", "../x"]), workers=0)
+    assert (
+        unknown.n_written == 0
+        and [reason for _, reason in unknown.failed] == ["no checksum in its catalog row"] * 3
+    )
 
 
 def test_a_stored_file_of_the_wrong_length_is_not_used(catalog):

@@ -36,6 +36,7 @@ import pandas as pd
 from biomae._io import atomic_path, atomic_write_text
 
 DTYPES = {"int16": "<i2", "float32": "<f4"}
+INT16_SCALE = 32768.0  # int16 samples: float value = int16 value / INT16_SCALE
 BLOCK_S = 60.0  # decoding block: memory stays a few blocks for a recording of any length
 
 
@@ -73,7 +74,7 @@ class PreparedAudio:
 
     def path(self, checksum: str) -> Path:
         """Where the recording with catalog ``checksum`` is (or will be) stored."""
-        if not checksum or any(c in checksum for c in "/\\.") or len(checksum) < 3:
+        if not _is_checksum(checksum):
             raise ValueError(f"not a catalog checksum: {checksum!r}")
         return self.folder / checksum[:2] / f"{checksum}.pcm"
 
@@ -92,7 +93,7 @@ class PreparedAudio:
         rows = zip(*(recordings[c] for c in columns), strict=True)
         itemsize = np.dtype(DTYPES[self.dtype]).itemsize
         for checksum, file_rate, file_samples in rows:
-            path = self.path(str(checksum)) if isinstance(checksum, str) and checksum else None
+            path = self.path(checksum) if _is_checksum(checksum) else None
             try:
                 size = path.stat().st_size if path is not None else -1
             except FileNotFoundError:
@@ -123,10 +124,18 @@ class PreparedAudio:
         after each file. Failures are collected in the summary, never raised."""
         begin = time.perf_counter()
         summary = PrepareSummary()
-        table = recordings.drop_duplicates("checksum")
+        if "checksum" not in recordings:
+            raise ValueError("prepare needs the catalog's checksum column")
+        known = recordings["checksum"].map(_is_checksum)
+        summary.failed = [
+            (str(p), "no checksum in its catalog row") for p in recordings["path"][~known]
+        ]
+        table = recordings[known].drop_duplicates("checksum")
         present = self.lookup(table)
         summary.n_present = sum(p is not None for p in present)
-        todo = table[[p is None for p in present]].sort_values("duration_s", ascending=False)
+        todo = table.loc[np.array([p is None for p in present], dtype=bool)].sort_values(
+            "duration_s", ascending=False
+        )
         jobs = [
             (os.path.join(base or "", str(path)), str(self.path(str(checksum))))
             for path, checksum in zip(todo["path"], todo["checksum"], strict=True)
@@ -154,7 +163,11 @@ class PreparedAudio:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = {pool.submit(_prepare_one, s, t, *args): s for s, t in jobs}
                 for future in as_completed(futures):
-                    finish(futures[future], future.result())
+                    try:
+                        result = future.result()
+                    except Exception as err:  # noqa: BLE001 - e.g. a worker killed (memory)
+                        result = f"{type(err).__name__}: {err}"
+                    finish(futures[future], result)
         summary.seconds = time.perf_counter() - begin
         return summary
 
@@ -173,11 +186,39 @@ class PreparedAudio:
         atomic_write_text(manifest, json.dumps(description, indent=2) + "\n")
 
 
+def _is_checksum(value: object) -> bool:
+    """A catalog checksum: hexadecimal (SHA-1), at least 3 characters."""
+    return isinstance(value, str) and len(value) >= 3 and all(c in _HEX for c in value)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def to_transport(
+    audio: np.ndarray, dtype: str, *, out: np.ndarray | None = None, scratch: bool = False
+) -> np.ndarray:
+    """Float32 audio in the transport dtype (int16: ``round(x * 32768)``, clipped): ``audio``
+    itself for float32, else a new array, or ``out`` (same length) when given. ``scratch=True``
+    lets the int16 conversion overwrite ``audio`` instead of allocating temporaries."""
+    if dtype == "float32":
+        if out is None:
+            return audio
+        out[...] = audio
+        return out
+    work = audio if scratch else np.empty_like(audio)
+    np.multiply(audio, np.float32(INT16_SCALE), out=work)
+    np.rint(work, out=work)
+    np.clip(work, -32768, 32767, out=work)
+    if out is None:
+        return work.astype(np.int16)
+    out[...] = work  # float32 -> int16 (integral values within range: exact)
+    return out
+
+
 def _prepare_one(source: str, target: str, sample_rate: int, dtype: str) -> float | str:
     """Decode ``source`` at ``sample_rate`` into ``target`` (atomically); the seconds of audio
     written, or the reason it failed."""
     from biomae.audio import stream
-    from biomae.datasets.window_source import to_transport
 
     n = 0
     try:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-INT16_SCALE = 32768.0  # int16 transport: float value = int16 value / INT16_SCALE
+from biomae.datasets.prepared import INT16_SCALE, to_transport
 
 
 def to_float32(audio: torch.Tensor) -> torch.Tensor:
@@ -28,27 +28,6 @@ def to_float32(audio: torch.Tensor) -> torch.Tensor:
         scale = np.float32(1.0 / INT16_SCALE)
         return torch.from_numpy(np.multiply(audio.numpy(), scale, dtype=np.float32))
     return audio.float().mul_(1.0 / INT16_SCALE)
-
-
-def to_transport(
-    audio: np.ndarray, dtype: str, *, out: np.ndarray | None = None, scratch: bool = False
-) -> np.ndarray:
-    """Float32 audio in the transport dtype (int16: ``round(x * 32768)``, clipped): ``audio``
-    itself for float32, else a new array, or ``out`` (same length) when given. ``scratch=True``
-    lets the int16 conversion overwrite ``audio`` instead of allocating temporaries."""
-    if dtype == "float32":
-        if out is None:
-            return audio
-        out[...] = audio
-        return out
-    work = audio if scratch else np.empty_like(audio)
-    np.multiply(audio, np.float32(INT16_SCALE), out=work)
-    np.rint(work, out=work)
-    np.clip(work, -32768, 32767, out=work)
-    if out is None:
-        return work.astype(np.int16)
-    out[...] = work  # float32 -> int16 (integral values within range: exact)
-    return out
 
 
 def _as_transport(samples: np.ndarray, dtype: str) -> np.ndarray:
