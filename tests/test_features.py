@@ -207,3 +207,15 @@ def test_cuda_matches_cpu():
             out = module(y.cuda(), n_fft=1024)
         assert out.device.type == "cuda" and out.dtype == torch.float32
         torch.testing.assert_close(out.cpu(), reference, atol=1e-2, rtol=1e-3)
+
+
+def test_power_spectrogram_matches_librosa_and_takes_short_audio():
+    from biomae.features import power_spectrogram
+
+    audio = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
+    got = power_spectrogram(audio, 256, 100)  # (129, 41)
+    want = np.abs(librosa.stft(audio, n_fft=256, hop_length=100, pad_mode="reflect")) ** 2
+    assert got.shape == want.shape == (129, 41) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    short = power_spectrogram(audio[:50], 256, 100)  # zero-padded to half a window, then reflected
+    assert short.shape == (129, 2) and np.isfinite(short).all() and short.sum() > 0

@@ -131,6 +131,19 @@ def check_n_fft(n_fft: int) -> None:
         raise ValueError(f"n_fft must be an even integer >= 16, got {n_fft}")
 
 
+def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Linear power ``|STFT|^2`` of mono audio, ``(n_fft // 2 + 1, n_frames)`` float32 NumPy:
+    periodic Hann window, frames centred on samples ``0, hop, 2 hop, …`` (reflect padding); audio
+    too short to reflect (under half a window) is zero-padded at the end first. Bin ``k`` is at
+    ``k * sample_rate / n_fft`` Hz. The plain CPU spectrogram of the energy detector, the pictures
+    and the frequency boxes (the model's front end is :class:`Spectrogram`)."""
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))  # (n,)
+    if len(x) < n_fft // 2 + 1:
+        x = nn.functional.pad(x, (0, n_fft // 2 + 1 - len(x)))
+    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+    return torch.view_as_real(spec).square().sum(-1).numpy()  # (F, T)
+
+
 # ----------------------------------------------------------------------------- mel scale (Slaney)
 
 _F_SP = 200.0 / 3  # Hz per mel below 1 kHz

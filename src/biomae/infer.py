@@ -385,13 +385,11 @@ def _power_spectrogram(
 ) -> tuple[np.ndarray, int, np.ndarray]:
     """``(F, T)`` linear power at ``hop_s`` frames with windows of ~1.6 hops (a power of two, at
     least 64), the hop in samples and the ``(F + 1,)`` bin edges in Hz."""
-    import torch
+    from biomae.features import power_spectrogram
 
     hop = max(1, round(hop_s * rate))
     n_fft = int(2 ** math.ceil(math.log2(max(64, 1.6 * hop))))
-    x = torch.from_numpy(np.pad(audio, (0, max(0, n_fft - len(audio)))))
-    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-    power = torch.view_as_real(spec).pow(2).sum(-1).numpy()  # (F, T)
+    power = power_spectrogram(audio, n_fft, hop)  # (F, T)
     edges_hz = (np.arange(power.shape[0] + 1) - 0.5).clip(0) * rate / n_fft
     edges_hz[-1] = rate / 2
     return power, hop, edges_hz

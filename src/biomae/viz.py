@@ -20,20 +20,14 @@ def spectrogram_db(
 ):
     """Power spectrogram in dB for display:
     ((n_bins, n_frames) array, frame times s, bin freqs Hz)."""
-    import torch
+    from biomae.features import power_spectrogram
 
     hop = max(1, round(hop_s * sample_rate))
     n_fft = n_fft or int(2 ** math.ceil(math.log2(max(64, 4 * hop))))
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    if len(x) < n_fft // 2 + 1:
-        x = torch.nn.functional.pad(x, (0, n_fft // 2 + 1 - len(x)))
-    spec = torch.stft(
-        x, n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True, return_complex=True
-    )
-    power_db = 10 * torch.log10(spec.abs() ** 2 + 1e-12)  # (n_bins, n_frames)
+    power_db = 10 * np.log10(power_spectrogram(audio, n_fft, hop) + 1e-12)  # (n_bins, n_frames)
     times_s = np.arange(power_db.shape[1]) * hop / sample_rate
     freqs_hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-    return power_db.numpy(), times_s, freqs_hz
+    return power_db, times_s, freqs_hz
 
 
 def plot_events(

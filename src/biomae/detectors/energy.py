@@ -161,16 +161,10 @@ class EnergyDetector:
 
 def _band_power(audio: np.ndarray, sample_rate: int, cfg: EnergyDetectorConfig):
     """Power spectrogram inside the band: (n_frames, n_bins) and the bins' frequencies in Hz."""
-    import torch
+    from biomae.features import power_spectrogram
 
-    hop = round(cfg.hop_s * sample_rate)
     n_fft = cfg.n_fft
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    if len(x) < n_fft // 2 + 1:  # reflect padding needs more samples than half a window
-        x = torch.nn.functional.pad(x, (0, n_fft // 2 + 1 - len(x)))
-    window = torch.hann_window(n_fft)
-    spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=True, return_complex=True)
-    power = (spec.real**2 + spec.imag**2).T.numpy()  # (n_frames, n_fft // 2 + 1)
+    power = power_spectrogram(audio, n_fft, round(cfg.hop_s * sample_rate)).T  # (n_frames, F)
     freqs_hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
     in_band = (freqs_hz >= cfg.low_hz) & (freqs_hz <= cfg.high_hz)
     if not in_band.any():
