@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -191,3 +192,29 @@ def test_store_at_another_rate_is_refused(catalog):
         PreparedAudio(catalog.root, 8000, "int8")
     with pytest.raises(ValueError, match="not a catalog checksum"):
         store.path("../x")
+
+
+def test_prune_deletes_files_of_recordings_gone_from_the_catalog(catalog, capsys):
+    catalog.prepare_audio(RATE, workers=0)
+    store = catalog.prepared_audio(RATE)
+    recordings = catalog.recordings()
+    gone = store.lookup(recordings)[0]
+    assert store.prune(recordings.iloc[1:]) == [Path(gone)]
+    assert store.lookup(recordings)[0] is None and None not in store.lookup(recordings.iloc[1:])
+    code = main(["data", "prepare", "--sample-rate", str(RATE), "--prune",
+                 "--catalog", str(catalog.root)])  # fmt: skip
+    assert code == 0 and "pruned 0 stored file(s)" in capsys.readouterr().out
+    assert None not in store.lookup(recordings)  # re-prepared, nothing stale
+
+
+def test_prepare_refuses_a_full_disk_and_an_empty_catalog(catalog, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(OSError, match=r"3 recording\(s\) needs 0\.5 MB, only 0\.0 MB free"):
+        catalog.prepare_audio(RATE, workers=0)
+    assert not catalog.prepared_audio(RATE).folder.exists()  # nothing written
+    empty = str(tmp_path / "nothing")
+    assert main(["data", "prepare", "--sample-rate", "8000", "--catalog", empty]) == 2
+    assert "is empty" in capsys.readouterr().err

@@ -71,6 +71,10 @@ def add_parser(subparsers) -> None:
         "recordings view, e.g. \"dataset = 'shared' AND annotation = 'full'\"",
     )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="decoding processes (default 2)")
+    p.add_argument(
+        "--prune", action="store_true",
+        help="also delete stored files of recordings no longer in the catalog",
+    )  # fmt: skip
     _catalog_arg(p)
     p.set_defaults(run=run_prepare)
 
@@ -203,7 +207,14 @@ def _dataset_rows(dataset: str) -> str:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    return _prepare(args.catalog, args.sample_rate, args.dtype, args.where, args.workers)
+    code = _prepare(args.catalog, args.sample_rate, args.dtype, args.where, args.workers)
+    if args.prune and code != 2:
+        from biomae.datasets.catalog import Catalog
+
+        catalog = Catalog(args.catalog)
+        stale = catalog.prepared_audio(args.sample_rate, args.dtype).prune(catalog.recordings())
+        print(f"pruned {len(stale)} stored file(s) of recordings no longer in the catalog")
+    return code
 
 
 def _prepare(

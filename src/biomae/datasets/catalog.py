@@ -327,10 +327,16 @@ class Catalog:
         """Decode and resample the catalog's recordings (those of the SQL condition ``where`` on
         the ``recordings`` view, e.g. ``"dataset = 'shared'"``) into the store of
         :meth:`prepared_audio`; already prepared ones are skipped, failures reported in the
-        returned :class:`~biomae.datasets.prepared.PrepareSummary`."""
-        table = self.query(f"SELECT * FROM recordings WHERE {where}") if where else None
-        if table is None:
-            table = self.recordings()
+        returned :class:`~biomae.datasets.prepared.PrepareSummary`.
+
+        Raises:
+            FileNotFoundError: the catalog is empty.
+        """
+        if not self.recordings_path.exists():
+            raise FileNotFoundError(f"catalog {self.root} is empty: run `biomae data import` first")
+        table = (
+            self.query(f"SELECT * FROM recordings WHERE {where}") if where else self.recordings()
+        )
         store = self.prepared_audio(sample_rate, dtype)
         return store.prepare(table, base=self.root, workers=workers, progress=progress)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -121,7 +122,13 @@ class PreparedAudio:
         checksum, sample_rate, n_samples, duration_s``) not stored yet, in ``workers``
         processes (0 or 1: in this one). Relative paths are taken relative to ``base``.
         Recordings with the same checksum are prepared once. ``progress(done, total)`` is called
-        after each file. Failures are collected in the summary, never raised."""
+        after each file. Failures are collected in the summary, never raised.
+
+        Raises:
+            ValueError: ``recordings`` has no ``checksum`` column.
+            OSError: the disk holding the store has less free space than the new files need
+                (checked before anything is written).
+        """
         begin = time.perf_counter()
         summary = PrepareSummary()
         if "checksum" not in recordings:
@@ -141,6 +148,7 @@ class PreparedAudio:
             for path, checksum in zip(todo["path"], todo["checksum"], strict=True)
         ]
         if jobs:
+            self._check_space(todo)
             self._write_manifest()
         done = 0
 
@@ -171,6 +179,28 @@ class PreparedAudio:
         summary.seconds = time.perf_counter() - begin
         return summary
 
+    def _check_space(self, todo: pd.DataFrame) -> None:
+        """Raise OSError when the new files would not fit on the store's disk."""
+        itemsize = np.dtype(DTYPES[self.dtype]).itemsize
+        rates, lengths = todo["sample_rate"].to_numpy(), todo["n_samples"].to_numpy()
+        need = int((lengths.astype(np.float64) * self.sample_rate / rates).sum()) * itemsize
+        existing = next(p for p in (self.folder, *self.folder.parents) if p.exists())
+        free = shutil.disk_usage(existing).free
+        if need > free:
+            raise OSError(
+                f"{self.folder}: preparing {len(todo)} recording(s) needs {_size(need)}, "
+                f"only {_size(free)} free"
+            )
+
+    def prune(self, recordings: pd.DataFrame) -> list[Path]:
+        """Delete the stored files of recordings no longer in ``recordings`` (the catalog's, e.g.
+        after a dataset was re-imported or dropped); returns the files deleted."""
+        keep = {str(c) for c in recordings.get("checksum", []) if _is_checksum(c)}
+        stale = [p for p in self.folder.glob("*/*.pcm") if p.stem not in keep]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
     def _write_manifest(self) -> None:
         manifest = self.folder / "store.json"
         if manifest.exists():
@@ -184,6 +214,10 @@ class PreparedAudio:
             "file": "<checksum[:2]>/<checksum>.pcm, checksum as in the catalog's recordings",
         }
         atomic_write_text(manifest, json.dumps(description, indent=2) + "\n")
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
 
 
 def _is_checksum(value: object) -> bool:
