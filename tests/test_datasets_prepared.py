@@ -212,7 +212,7 @@ def test_prepare_refuses_a_full_disk_and_an_empty_catalog(catalog, tmp_path, mon
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
-    with pytest.raises(OSError, match=r"3 recording\(s\) needs 0\.5 MB, only 0\.0 MB free"):
+    with pytest.raises(OSError, match=r"3 recording\(s\) needs 0\.2 MB, only 0\.0 MB free"):
         catalog.prepare_audio(RATE, workers=0)
     assert not catalog.prepared_audio(RATE).folder.exists()  # nothing written
     empty = str(tmp_path / "nothing")
