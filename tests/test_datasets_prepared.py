@@ -145,7 +145,8 @@ def test_a_stored_file_of_the_wrong_length_is_not_used(catalog):
     with open(path, "r+b") as handle:
         handle.truncate(1000)  # e.g. copied in part by hand
     assert store.lookup(recordings)[0] is None
-    ds = WindowDataset(recordings, catalog.events(), config(), prepared=store)
+    with pytest.warns(UserWarning, match="1 of 3 recordings are not prepared .* decoded instead"):
+        ds = WindowDataset(recordings, catalog.events(), config(), prepared=store)
     assert ds.n_prepared == 2  # the first recording is decoded again
     assert catalog.prepare_audio(RATE, workers=0).n_written == 1  # and re-prepared
 

@@ -162,7 +162,8 @@ def test_prepared_recordings_are_memory_mapped(folder, tmp_path_factory):
     catalog.add("toy", pd.DataFrame({"path": paths}), make_events([]))
     assert catalog.prepare_audio(RATE, where="sample_rate <> 44100", workers=0).n_written == 5
     plain = data.catalog_recordings(catalog.root)
-    recs = data.catalog_recordings(catalog.root, prepared_rate=RATE)
+    with pytest.warns(UserWarning, match="1 of 6 recordings are not prepared"):
+        recs = data.catalog_recordings(catalog.root, prepared_rate=RATE)
     assert [r.prepared is None for r in recs] == ["rec4" in r.path for r in recs]  # not prepared
     assert all(r.prepared is None for r in plain)
     for rec in recs:

@@ -97,7 +97,12 @@ def catalog_recordings(
         raise ValueError(f"data.catalog: {catalog.recordings_path} lists no recording")
     stored = [None] * len(table)
     if prepared_rate is not None:
-        stored = catalog.prepared_audio(prepared_rate, "int16").lookup(table)
+        from biomae.datasets.window_source import warn_unprepared
+
+        store = catalog.prepared_audio(prepared_rate, "int16")
+        stored = store.lookup(table)
+        if None in stored:
+            warn_unprepared(stored.count(None), len(stored), store)
     recordings = [
         Recording(os.path.join(catalog.root, path), int(rate), int(n), prepared)
         for path, rate, n, prepared in zip(

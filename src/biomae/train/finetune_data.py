@@ -91,7 +91,12 @@ def catalog_labeled(
         recordings = recordings[recordings["dataset"].isin(datasets)]
     stored = [None] * len(recordings)
     if prepared_rate is not None:
-        stored = cat.prepared_audio(prepared_rate, "int16").lookup(recordings)
+        from biomae.datasets.window_source import warn_unprepared
+
+        store = cat.prepared_audio(prepared_rate, "int16")
+        stored = store.lookup(recordings)
+        if None in stored:
+            warn_unprepared(stored.count(None), len(stored), store)
     items, left_out = [], []
     by_id = dict(tuple(events.groupby("recording_id")))
     for row, prepared in zip(recordings.itertuples(), stored, strict=True):
