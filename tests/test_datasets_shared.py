@@ -60,3 +60,22 @@ def test_real_catalog_feeds_the_window_sampler(real_catalog):
     items = list(dataset)
     assert len(items) == 16 and sum(len(i["events"]["start_s"]) > 0 for i in items) == 8
     assert all(i["audio"].shape == (32000,) for i in items)
+
+
+def test_real_recordings_prepared_feed_the_same_windows(real_catalog):
+    """Real files at 22.05-312.5 kHz, stereo among them, prepared at 16 kHz (int16): the sampler's
+    windows equal the decoded ones, and an unlabeled stream reads them all."""
+    from biomae.datasets.windows import UnlabeledStream
+
+    where = "source IN ('bellbird_mimicry', 'batdetect2_contrib', 'bmz_noise') OR channels > 1"
+    summary = real_catalog.prepare_audio(16000, where=where, workers=2)
+    assert summary.n_written > 10 and summary.failed == []
+    chosen = real_catalog.query(f"SELECT * FROM recordings WHERE {where}")
+    assert chosen["sample_rate"].nunique() >= 3 and (chosen["channels"] > 1).any()
+    store = real_catalog.prepared_audio(16000)
+    config = WindowConfig(window_s=2.0, sample_rate=16000, transport_dtype="int16")
+    mapped = UnlabeledStream(chosen, config, n_windows=12, prepared=store)
+    decoded = UnlabeledStream(chosen, config, n_windows=12)
+    assert mapped.n_prepared == len(chosen)
+    for a, b in zip(mapped, decoded, strict=True):
+        assert a["recording_id"] == b["recording_id"] and a["audio"].equal(b["audio"])
