@@ -95,14 +95,7 @@ def catalog_recordings(
         table = table[table["duplicate_of"].fillna("") == ""]
     if len(table) == 0:
         raise ValueError(f"data.catalog: {catalog.recordings_path} lists no recording")
-    stored = [None] * len(table)
-    if prepared_rate is not None:
-        from biomae.datasets.window_source import warn_unprepared
-
-        store = catalog.prepared_audio(prepared_rate, "int16")
-        stored = store.lookup(table)
-        if None in stored:
-            warn_unprepared(stored.count(None), len(stored), store)
+    stored = prepared_files(catalog, table, prepared_rate)
     recordings = [
         Recording(os.path.join(catalog.root, path), int(rate), int(n), prepared)
         for path, rate, n, prepared in zip(
@@ -110,6 +103,20 @@ def catalog_recordings(
         )
     ]
     return sorted(recordings, key=lambda r: r.path)
+
+
+def prepared_files(catalog, table, prepared_rate: int | None) -> list[str | None]:
+    """Per row of the catalog's ``table``: its file in the catalog's int16 store at
+    ``prepared_rate`` (None: not prepared, or no rate given); warns how many are missing."""
+    if prepared_rate is None:
+        return [None] * len(table)
+    from biomae.datasets.window_source import warn_unprepared
+
+    store = catalog.prepared_audio(prepared_rate, "int16")
+    stored = store.lookup(table)
+    if None in stored:
+        warn_unprepared(stored.count(None), len(stored), store)
+    return stored
 
 
 def split_recordings(

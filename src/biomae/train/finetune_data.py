@@ -80,7 +80,7 @@ def catalog_labeled(
         duration (their unannotated parts cannot serve as negatives); the caller reports them.
     """
     from biomae.datasets.catalog import Catalog
-    from biomae.train.data import Recording
+    from biomae.train.data import Recording, prepared_files
 
     cat = Catalog(catalog)
     recordings, events = cat.recordings(), cat.events()
@@ -89,14 +89,7 @@ def catalog_labeled(
         if unknown:
             raise ValueError(f"catalog {catalog}: no dataset(s) {unknown}")
         recordings = recordings[recordings["dataset"].isin(datasets)]
-    stored = [None] * len(recordings)
-    if prepared_rate is not None:
-        from biomae.datasets.window_source import warn_unprepared
-
-        store = cat.prepared_audio(prepared_rate, "int16")
-        stored = store.lookup(recordings)
-        if None in stored:
-            warn_unprepared(stored.count(None), len(stored), store)
+    stored = prepared_files(cat, recordings, prepared_rate)
     items, left_out = [], []
     by_id = dict(tuple(events.groupby("recording_id")))
     for row, prepared in zip(recordings.itertuples(), stored, strict=True):
