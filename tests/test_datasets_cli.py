@@ -90,3 +90,20 @@ def test_synth_options_load_only_when_used(capsys):
     except SystemExit as exit_:
         assert exit_.code == 0
     assert "--out" in capsys.readouterr().out
+
+
+def test_add_with_a_malformed_row_stops_or_skips_it_with_lenient(tmp_path, capsys):
+    folder = tmp_path / "field"
+    tone(folder / "a.wav")
+    events = make_events({"start_s": [0.1, 0.5], "end_s": [0.4, 0.9], "label": ["x", "y"]})
+    table = write_annotations(events, folder / "a.Table.1.selections.txt", "raven")
+    lines = table.read_text().splitlines()
+    lines[2] = lines[2].replace("0.9", "0.05")  # the second selection ends before it starts
+    table.write_text("\n".join(lines) + "\n")
+    args = ["data", "add", str(folder), "--format", "raven", "--catalog", str(tmp_path / "cat")]
+    assert main(args) == 2
+    assert f"{table}:3: " in capsys.readouterr().err
+    assert main([*args, "--lenient"]) == 0
+    captured = capsys.readouterr()
+    assert f"skipped {table}:3: " in captured.err
+    assert "1 malformed annotation row(s) skipped" in captured.out and "1 events" in captured.out

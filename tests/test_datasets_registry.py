@@ -329,3 +329,23 @@ def test_stray_text_file_is_skipped_with_a_warning(tmp_path, shared_data):
     with pytest.warns(UserWarning, match="README.txt"):
         recordings, found = get_adapter("canaries").load(tmp_path)
     assert len(recordings) == n_recordings and len(found) == n_events
+
+
+def test_import_stops_at_a_malformed_row_unless_lenient(tmp_path):
+    from biomae.annotations import EventTableError
+    from biomae.datasets.catalog import Catalog
+
+    n_recordings, n_events = _raven(tmp_path / "data", tmp_path)
+    table = tmp_path / "data" / "tables" / "b.Table.1.selections.txt"
+    lines = table.read_text().splitlines()
+    cells = lines[2].split("\t")  # the second selection: its end before its start
+    header = lines[0].split("\t")
+    cells[header.index("End Time (s)")] = "0.01"
+    table.write_text("\n".join([*lines[:2], "\t".join(cells), *lines[3:]]) + "\n")
+    catalog = Catalog(tmp_path / "cat")
+    with pytest.raises(EventTableError, match=rf"{table}:3: .*end_s"):
+        catalog.import_dataset("hiceas", tmp_path / "data")
+    with pytest.warns(UserWarning, match="skipped 1 malformed row"):
+        summary = catalog.import_dataset("hiceas", tmp_path / "data", lenient=True)
+    assert summary.n_recordings == n_recordings and summary.n_events == n_events - 1
+    assert len(summary.skipped) == 1 and summary.skipped[0].startswith(f"{table}:3: ")

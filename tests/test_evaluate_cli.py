@@ -252,3 +252,22 @@ def test_birdnet_selection_table_against_human_table(tmp_path):
     # Confidence became the score: AMRO ranks .9 TP then .6 FP -> AP 1; WOTH .4 TP -> AP 1
     assert rows_out[("ap", "class", "AMRO")].ap == 1.0
     assert rows_out[("ap", "macro", "")].ap == 1.0
+
+
+def test_a_malformed_reference_row_stops_or_is_skipped_with_lenient(tmp_path, capsys):
+    ref = make_events([dict(start_s=0, end_s=1), dict(start_s=2, end_s=3)], recording="r")
+    pred = make_events([dict(start_s=0, end_s=1, score=0.9)], recording="r")
+    table = write_annotations(ref, tmp_path / "ref" / "r.selections.txt", "raven")
+    write_annotations(pred, tmp_path / "pred" / "r.selections.txt", "raven")
+    lines = table.read_text().splitlines()
+    lines[2] = lines[2].replace("\t3", "\t1.5", 1)  # the second box ends before it starts
+    table.write_text("\n".join(lines) + "\n")
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 2 and f"{table}:3: " in capsys.readouterr().err
+    assert main([*args, "--lenient"]) == 0
+    assert f"skipped {table}:3: " in capsys.readouterr().err
+    row = metrics(tmp_path / "out")[("event_iou", "overall", "")]
+    assert (row.tp, row.fp, row.fn) == (1, 0, 0)  # scored against the one good reference box
+    notes = json.loads((tmp_path / "out" / "metrics.json").read_text())["notes"]
+    assert any(note.startswith(f"skipped {table}:3: ") for note in notes)

@@ -11,6 +11,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
+from biomae.annotations._common import lenient_reading
 from biomae.annotations.schema import (
     EVENT_COLUMNS,
     Event,
@@ -70,6 +71,7 @@ __all__ = [
     "concat_events",
     "empty_events",
     "format_module",
+    "lenient_reading",
     "make_events",
     "read_annotations",
     "sort_events",

@@ -6,13 +6,17 @@ reason). It then calls :func:`finish_events`, which adds the schema problems of 
 either raises :class:`~biomae.annotations.schema.EventTableError` naming ``file:line`` (strict, the
 default) or, with ``lenient=True``, drops the bad rows, lists them in ``events.attrs["skipped"]``
 as ``"file:line: reason"`` strings and warns with their count. Nothing is dropped silently.
+Inside :func:`lenient_reading` every reader is lenient (also those a dataset adapter calls) and
+the block's list collects every skipped row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,21 @@ from biomae.annotations.schema import (
     make_events,
     validate_events,
 )
+
+_SKIPPED: ContextVar[list[str] | None] = ContextVar("biomae_lenient_skipped", default=None)
+
+
+@contextlib.contextmanager
+def lenient_reading() -> Iterator[list[str]]:
+    """Within the block every reader skips malformed rows as with ``lenient=True``, including
+    the readers that dataset adapters call; the yielded list collects each skipped row as
+    ``"file:line: reason"`` (``biomae data import / add --lenient`` print it)."""
+    skipped: list[str] = []
+    token = _SKIPPED.set(skipped)
+    try:
+        yield skipped
+    finally:
+        _SKIPPED.reset(token)
 
 
 def read_text(path: str | Path) -> str:
@@ -115,6 +134,8 @@ def finish_events(
     Raises:
         EventTableError: strict mode, naming the first bad row's file and line and how many more.
     """
+    collector = _SKIPPED.get()
+    lenient = lenient or collector is not None
     events = make_events(rows, **dict(constant_columns or {}))
     if len(lines) != len(events):
         raise AssertionError(f"{where}: {len(lines)} line numbers for {len(events)} rows")
@@ -130,6 +151,8 @@ def finish_events(
                 issues[i] = str(error).removeprefix(": row 0: ")
     bad = sorted([(lines[i], issues[i]) for i in issues] + list(unparsed))
     skipped = [f"{where}:{line}: {reason}" for line, reason in bad]
+    if collector is not None:
+        collector.extend(skipped)
     if skipped and not lenient:
         more = f" (and {len(skipped) - 1} more bad row(s))" if len(skipped) > 1 else ""
         raise EventTableError(skipped[0] + more)

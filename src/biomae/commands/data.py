@@ -40,6 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("dataset", metavar="NAME", help="dataset name (see `biomae data datasets`)")
     p.add_argument("path", metavar="PATH", help="folder holding the dataset as downloaded")
     _catalog_arg(p)
+    _lenient_arg(p)
     _prepare_arg(p)
     p.set_defaults(run=run_import)
 
@@ -48,6 +49,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", required=True, metavar="FMT", help="annotation format, e.g. raven")
     p.add_argument("--dataset", default="local", help="dataset name in the catalog (default local)")
     _catalog_arg(p)
+    _lenient_arg(p)
     _prepare_arg(p)
     p.set_defaults(run=run_add)
 
@@ -132,6 +134,13 @@ def _catalog_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _lenient_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lenient", action="store_true",
+        help="skip malformed annotation rows (each is listed) instead of stopping at the first",
+    )  # fmt: skip
+
+
 def _prepare_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prepare", type=int, metavar="HZ",
@@ -168,6 +177,10 @@ def run_datasets(args: argparse.Namespace) -> int:
 
 
 def _report(summary) -> None:
+    for row in summary.skipped:
+        print(f"skipped {row}", file=sys.stderr)
+    if summary.skipped:
+        print(f"{len(summary.skipped)} malformed annotation row(s) skipped (--lenient)")
     print(
         f"{summary.dataset}: {summary.n_recordings} recordings ({summary.hours:.2f} h), "
         f"{summary.n_events} events; replaced {summary.replaced_recordings} earlier recordings; "
@@ -178,26 +191,37 @@ def _report(summary) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from biomae.datasets.catalog import Catalog
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            summary = Catalog(args.catalog).import_dataset(args.dataset, args.path)
-    except (KeyError, ValueError, OSError) as err:
-        return _fail("import", err)
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    _report(summary)
-    return _prepare(args.catalog, args.prepare, where=_dataset_rows(args.dataset))
+    catalog = Catalog(args.catalog)
+    return _add_and_report(
+        "import",
+        args,
+        lambda: catalog.import_dataset(args.dataset, args.path, lenient=args.lenient),
+    )
 
 
 def run_add(args: argparse.Namespace) -> int:
     from biomae.datasets.catalog import Catalog
     from biomae.datasets.local import import_paths
 
+    catalog = Catalog(args.catalog)
+    return _add_and_report(
+        "add", args,
+        lambda: import_paths(catalog, args.paths, args.format, dataset=args.dataset,
+                             lenient=args.lenient),
+    )  # fmt: skip
+
+
+def _add_and_report(command: str, args: argparse.Namespace, add) -> int:
+    """Run ``add()`` (an import), print its warnings and summary, then prepare if asked."""
     try:
-        summary = import_paths(Catalog(args.catalog), args.paths, args.format, dataset=args.dataset)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = add()
     except (KeyError, ValueError, OSError) as err:
-        return _fail("add", err)
+        return _fail(command, err)
+    for warning in caught:
+        if "(lenient=True)" not in str(warning.message):  # the skipped rows are listed instead
+            print(f"warning: {warning.message}", file=sys.stderr)
     _report(summary)
     return _prepare(args.catalog, args.prepare, where=_dataset_rows(args.dataset))
 

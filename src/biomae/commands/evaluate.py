@@ -10,7 +10,9 @@ suites of ``biomae.evaluate.benchmarks`` (its ``run(model=, suite=, out_dir=) ->
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -32,6 +34,10 @@ def add_parser(subparsers) -> None:
             metavar="KEY=VALUE",
             help=f"option for the {side} reader, e.g. label_column='Common Name' (repeatable)",
         )
+    p.add_argument(
+        "--lenient", action="store_true",
+        help="skip malformed rows of either side's tables (each listed) instead of stopping",
+    )  # fmt: skip
     p.add_argument("--iou", type=float, default=0.3, help="IoU threshold of a match (default 0.3)")
     p.add_argument("--match-labels", action="store_true", help="a match needs equal labels")
     p.add_argument("--use-frequency", action="store_true", help="time-frequency box IoU")
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from biomae.annotations import lenient_reading
     from biomae.evaluate import tables
     from biomae.evaluate.metrics import MatchConfig
     from biomae.evaluate.report import score_tables, write_report
@@ -102,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
             offset_fraction=args.offset_fraction,
             frame_s=args.frame_s,
         )
-        ref = tables.read_tables(args.ref, args.ref_format, _options(args.ref_option))
-        pred = tables.read_tables(args.pred, args.pred_format, _options(args.pred_option))
+        lenient = lenient_reading() if args.lenient else contextlib.nullcontext([])
+        with lenient as bad_rows, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*\(lenient=True\)")  # listed below
+            ref = tables.read_tables(args.ref, args.ref_format, _options(args.ref_option))
+            pred = tables.read_tables(args.pred, args.pred_format, _options(args.pred_option))
         pred = tables.pair_single(pred, ref)
         pred_events, ref_events = pred.events, ref.events
         if args.label_map:
@@ -122,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"biomae evaluate: {err}", file=sys.stderr)
         return 2
-    report.notes += [f"skipped {s}" for s in pred.skipped + ref.skipped]
+    report.notes += [f"skipped {s}" for s in pred.skipped + ref.skipped + bad_rows]
+    for row in bad_rows:
+        print(f"skipped {row}", file=sys.stderr)
     report.inputs = {
         "pred": str(args.pred),
         "ref": str(args.ref),

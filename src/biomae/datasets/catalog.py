@@ -24,11 +24,12 @@ atomically; concurrent writers to one catalog are not supported.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,7 @@ class ImportSummary:
     hours: float
     replaced_recordings: int
     n_duplicates: int
+    skipped: tuple[str, ...] = ()  # malformed annotation rows skipped (lenient), "file:line: why"
 
 
 class Catalog:
@@ -340,16 +342,22 @@ class Catalog:
         store = self.prepared_audio(sample_rate, dtype)
         return store.prepare(table, base=self.root, workers=workers, progress=progress)
 
-    def import_dataset(self, name: str, path: str | Path, *, threads: int = 2) -> ImportSummary:
+    def import_dataset(
+        self, name: str, path: str | Path, *, threads: int = 2, lenient: bool = False
+    ) -> ImportSummary:
         """Import dataset ``name`` (a registered adapter) from its local copy at ``path``.
 
-        Replaces every row of ``name`` already in the catalog.
+        Replaces every row of ``name`` already in the catalog. A malformed annotation row raises
+        (naming file and line); ``lenient=True`` skips it and lists it in ``summary.skipped``.
         """
+        from biomae.annotations import lenient_reading
         from biomae.datasets.registry import get_adapter
 
         adapter = get_adapter(name)
-        recordings, events = adapter.load(path)
-        return self.add(name, recordings, events, license=adapter.license, threads=threads)
+        with lenient_reading() if lenient else contextlib.nullcontext([]) as skipped:
+            recordings, events = adapter.load(path)
+        summary = self.add(name, recordings, events, license=adapter.license, threads=threads)
+        return replace(summary, skipped=tuple(skipped))
 
     def add(
         self,

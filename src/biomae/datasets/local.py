@@ -10,6 +10,7 @@ rest of the dataset.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -24,9 +25,12 @@ def import_paths(
     fmt: str,
     *,
     dataset: str = "local",
+    lenient: bool = False,
 ) -> ImportSummary:
     """Add audio files (or folders of them, searched recursively) to ``catalog`` under
     ``dataset``, each with its annotation file of format ``fmt`` (see the module docstring).
+    A malformed annotation row raises (naming file and line); ``lenient=True`` skips it and lists
+    it in the summary's ``skipped``.
 
     Raises:
         FileNotFoundError: a path that is neither an audio file nor a folder, or no audio at all.
@@ -51,16 +55,18 @@ def import_paths(
             )
     if not audio:
         raise FileNotFoundError(f"no audio files in {', '.join(map(str, paths))}")
-    statuses, tables = [], []
+    statuses, tables, skipped = [], [], []
     for path in audio:
         stem = path.name[: -len(path.suffix)]
         candidates = [path.parent / f"{stem}{suffix}" for suffix in suffixes]
         match = next((c for c in candidates if c.is_file()), None)
         statuses.append("none" if match is None else "full")
         if match is not None:
-            events = read_annotations(match, fmt)
+            events = read_annotations(match, fmt, lenient=lenient)
+            skipped += events.attrs.get("skipped", [])
             events["recording"] = str(path)
             tables.append(events)
     recordings = pd.DataFrame({"path": [str(p) for p in audio], "annotation": statuses})
     events = make_events(pd.concat(tables, ignore_index=True)) if tables else make_events([])
-    return catalog.add(dataset, recordings, events, replace="paths")
+    summary = catalog.add(dataset, recordings, events, replace="paths")
+    return replace(summary, skipped=tuple(skipped))
