@@ -375,15 +375,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pretrai
     Raises:
         ConfigError: naming the file and the offending key or value.
     """
+    raw = apply_overrides(read_toml(path), list(overrides or []))
+    return config_from_dict(raw, where=str(path))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of a TOML config file.
+
+    Raises:
+        ConfigError: the file is missing or is not valid TOML (naming it).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
-    raw = apply_overrides(raw, list(overrides or []))
-    return config_from_dict(raw, where=str(path))
 
 
 # The public name of :func:`_check` (for the fine-tuning config); ``_check`` stays for old callers.

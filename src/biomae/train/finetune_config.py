@@ -26,6 +26,7 @@ from biomae.train.config import (
     apply_overrides,
     build_sections,
     check,
+    read_toml,
 )
 
 TASKS = ("detect", "classify", "embed")
@@ -169,16 +170,6 @@ def config_to_dict(config: FinetuneConfig) -> dict[str, Any]:
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> FinetuneConfig:
     """Read a TOML config (None: all defaults) and apply dotted ``section.key=value`` overrides."""
-    import tomllib
-
-    raw: dict[str, Any] = {}
-    where = "config"
-    if path is not None:
-        path, where = Path(path), str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found")
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    raw: dict[str, Any] = {} if path is None else read_toml(path)
+    where = "config" if path is None else str(path)
     return config_from_dict(apply_overrides(raw, list(overrides or [])), where=where)
