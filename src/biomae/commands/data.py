@@ -261,17 +261,19 @@ def _prepare(
         bar.total = total
         bar.update(done - bar.n)
 
+    cat = Catalog(catalog)
     try:
-        summary = Catalog(catalog).prepare_audio(
+        summary = cat.prepare_audio(
             sample_rate, dtype=dtype, where=where, workers=workers, progress=progress
         )
+        folder = cat.prepared_audio(sample_rate, dtype).folder
     except Exception as err:  # bad rate / dtype, an empty catalog, DuckDB errors in --where
         bar.close()
         return _fail("prepare", err)
     bar.close()
     for path, reason in summary.failed:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    print(f"{summary} (store {Catalog(catalog).prepared_audio(sample_rate, dtype).folder})")
+    print(f"{summary} (store {folder})")
     return 1 if summary.failed else 0
 
 

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -84,9 +85,22 @@ class PreparedAudio:
         (the resampler may give one sample more or fewer)."""
         return int(file_samples) * self.sample_rate // int(file_rate)
 
-    def lookup(self, recordings: pd.DataFrame) -> list[str | None]:
+    def lookup(self, recordings: pd.DataFrame, *, warn_missing: bool = False) -> list[str | None]:
         """Per row of ``recordings`` (catalog columns ``checksum, sample_rate, n_samples``): the
-        stored file, or None when it is not prepared (or its length does not match the row)."""
+        stored file, or None when it is not prepared (or its length does not match the row).
+        ``warn_missing``: warn how many are not prepared (they will be decoded) and name the
+        command that prepares them."""
+        found = self._lookup(recordings)
+        if warn_missing and None in found:
+            warnings.warn(
+                f"{found.count(None)} of {len(found)} recordings are not prepared in "
+                f"{self.folder} and are decoded instead; run `biomae data prepare --sample-rate "
+                f"{self.sample_rate}` on their catalog",
+                stacklevel=3,
+            )
+        return found
+
+    def _lookup(self, recordings: pd.DataFrame) -> list[str | None]:
         if "checksum" not in recordings or len(recordings) == 0:
             return [None] * len(recordings)
         found = []

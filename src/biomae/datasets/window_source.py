@@ -8,7 +8,6 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -39,16 +38,6 @@ def _as_transport(samples: np.ndarray, dtype: str) -> np.ndarray:
     if samples.dtype == np.int16:  # -> float32
         return np.multiply(samples, np.float32(1.0 / INT16_SCALE), dtype=np.float32)
     return to_transport(np.asarray(samples, dtype=np.float32), dtype)
-
-
-def warn_unprepared(n_missing: int, n_total: int, store) -> None:
-    """Warn that ``n_missing`` of ``n_total`` recordings are not in the prepared ``store`` (they
-    are decoded instead), naming the command that prepares them."""
-    warnings.warn(
-        f"{n_missing} of {n_total} recordings are not prepared in {store.folder} and are decoded "
-        f"instead; run `biomae data prepare --sample-rate {store.sample_rate}` on their catalog",
-        stacklevel=3,
-    )
 
 
 def _distributed_rank() -> tuple[int, int]:
@@ -95,11 +84,11 @@ class _WindowSource(IterableDataset):
                 f"prepared audio at {prepared.sample_rate} Hz cannot feed windows at {rate} Hz"
             )
         self.prepared_paths = (
-            prepared.lookup(recordings) if prepared is not None else [None] * len(self.paths)
+            prepared.lookup(recordings, warn_missing=True)
+            if prepared is not None
+            else [None] * len(self.paths)
         )
         self._mapped: OrderedDict[int, np.ndarray] = OrderedDict()
-        if prepared is not None and self.n_prepared < len(self.paths):
-            warn_unprepared(len(self.paths) - self.n_prepared, len(self.paths), prepared)
 
     def __getstate__(self) -> dict:  # spawned workers map the prepared files again
         return {**self.__dict__, "_mapped": OrderedDict()}

@@ -110,13 +110,7 @@ def prepared_files(catalog, table, prepared_rate: int | None) -> list[str | None
     ``prepared_rate`` (None: not prepared, or no rate given); warns how many are missing."""
     if prepared_rate is None:
         return [None] * len(table)
-    from biomae.datasets.window_source import warn_unprepared
-
-    store = catalog.prepared_audio(prepared_rate, "int16")
-    stored = store.lookup(table)
-    if None in stored:
-        warn_unprepared(stored.count(None), len(stored), store)
-    return stored
+    return catalog.prepared_audio(prepared_rate, "int16").lookup(table, warn_missing=True)
 
 
 def split_recordings(
