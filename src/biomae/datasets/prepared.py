@@ -120,9 +120,7 @@ class PreparedAudio:
 
     def open(self, path: str) -> np.ndarray:
         """The samples of a stored file, memory-mapped read-only ((n,) in the store's dtype)."""
-        if os.path.getsize(path) == 0:
-            return np.zeros(0, dtype=DTYPES[self.dtype])
-        return np.memmap(path, dtype=DTYPES[self.dtype], mode="r")
+        return open_pcm(path, self.dtype)
 
     def prepare(
         self,
@@ -228,6 +226,14 @@ class PreparedAudio:
             "file": "<checksum[:2]>/<checksum>.pcm, checksum as in the catalog's recordings",
         }
         atomic_write_text(manifest, json.dumps(description, indent=2) + "\n")
+
+
+def open_pcm(path: str | os.PathLike, dtype: str = "int16") -> np.ndarray:
+    """A stored file's samples, memory-mapped read-only ((n,) ``dtype``; empty for an empty
+    file, which ``np.memmap`` cannot map)."""
+    if os.path.getsize(path) == 0:
+        return np.zeros(0, dtype=DTYPES[dtype])
+    return np.memmap(path, dtype=DTYPES[dtype], mode="r")
 
 
 def _size(n_bytes: int) -> str:

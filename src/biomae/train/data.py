@@ -150,11 +150,12 @@ def read_window(rec: Recording, start: int, n_samples: int, sample_rate: int) ->
     resampled as a whole (no edge effects at the window's ends), 16-bit quantised.
     """
     if rec.prepared is not None:
-        stored = np.memmap(rec.prepared, dtype="<i2", mode="r")
+        from biomae.datasets.prepared import INT16_SCALE, open_pcm
+
         first = start * sample_rate // rec.sample_rate
-        part = stored[first : first + n_samples]  # (n,) int16
+        part = open_pcm(rec.prepared)[first : first + n_samples]  # (n,) int16
         out = np.zeros(n_samples, dtype=np.float32)
-        np.multiply(part, np.float32(1 / 32768), out=out[: len(part)])
+        np.multiply(part, np.float32(1 / INT16_SCALE), out=out[: len(part)])
         return out
     from biomae.audio import load
 
