@@ -144,19 +144,34 @@ def save_checkpoint(
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read (truncated, garbage) or is not a biomae checkpoint."""
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no unpickling).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a biomae pretraining checkpoint.
+        CheckpointError: the file is unreadable (truncated, corrupt) or not a biomae checkpoint;
+            the message names it and says how to go on.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    fix = (
+        "delete it to restart the run from step 0, put back an earlier copy, or train into "
+        "another folder (--out DIR)"
+    )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError … by damage
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated or corrupt: {reason}); {fix}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} file")
+        raise CheckpointError(f"{path} is not a {CHECKPOINT_FORMAT} file; {fix}")
     return payload
 
 

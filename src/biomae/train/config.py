@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biomae.train.config_values import type_problem
+
 PARALLEL_MODES = ("none", "ddp", "fsdp")
 
 
@@ -306,6 +308,9 @@ def build_sections(
         )
         if name not in raw and name in defaults:
             continue
+        for key, value in values.items():
+            problem = type_problem(cls, name, key, value)
+            _check(problem is None, f"{where}: {problem}")
         try:
             built[name] = cls(**values)
         except (ValueError, TypeError) as err:  # ConfigError is a ValueError
