@@ -2,8 +2,8 @@
 
     biomae pretrain --config configs/pretrain_tiny.toml --out runs/x optim.lr=3e-4
 
-``--out DIR`` is the run folder (the same as the override ``train.out_dir=DIR``). A rerun with the
-same folder resumes from its checkpoint.pt and says so ("resuming from step N"); ``--no-resume``
+--out DIR is the run folder (the same as the override train.out_dir=DIR). A rerun with the
+same folder resumes from its checkpoint.pt and says so ("resuming from step N"); --no-resume
 refuses instead. Resuming needs the same model, front end, data.batch_size, data.window_s and
 train.seed (a change is an error naming each field, old -> new); a run that already reached
 optim.max_steps is reported as complete (raise optim.max_steps to train on). Under torchrun every
