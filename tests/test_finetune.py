@@ -90,7 +90,7 @@ def scapes(tmp_path_factory) -> Path:
 def test_shipped_configs_load(name):
     labels = '["tone", "chirp"]'
     config = load_config(
-        REPO / "configs" / f"finetune_{name}.toml",
+        REPO / "src" / "biomae" / "configs" / f"finetune_{name}.toml",
         ["data.data_dir=somewhere", f"head.labels={labels}"],
     )
     assert config.head.task == name

@@ -1,7 +1,7 @@
 """Train a detection / classification / embedding head on labelled audio.
 
     biomae finetune --init runs/pretrain/encoder.safetensors --task detect \\
-        --config configs/finetune_detect.toml --data DIR --out runs/ft optim.lr=3e-4
+        --config detect --data DIR --out runs/ft optim.lr=3e-4
 
 --data DIR holds audio files, each with its Raven selection table beside it
 (<stem>.selections.txt); --catalog DIR uses the fully annotated recordings of a catalog
@@ -26,7 +26,10 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--config", default=None, help="TOML file, e.g. configs/finetune_detect.toml"
+        "--config",
+        default=None,
+        metavar="TOML|PRESET",
+        help="a TOML file, or a shipped preset: detect, classify, embed, starter",
     )
     parser.add_argument(
         "--init", default=None, metavar="PATH|none", help="pretrained encoder .safetensors or none"

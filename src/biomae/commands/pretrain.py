@@ -1,6 +1,6 @@
 """Self-supervised MAE pretraining from a TOML config.
 
-    biomae pretrain --config configs/pretrain_tiny.toml --out runs/x optim.lr=3e-4
+    biomae pretrain --config tiny --out runs/x optim.lr=3e-4
 
 --out DIR is the run folder (the same as the override train.out_dir=DIR). A rerun with the
 same folder resumes from its checkpoint.pt and says so ("resuming from step N"); --no-resume
@@ -24,7 +24,10 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--config", required=True, help="TOML file, e.g. configs/pretrain_tiny.toml"
+        "--config",
+        required=True,
+        metavar="TOML|PRESET",
+        help="a TOML file, or a shipped preset: tiny, small, base, vit1b, starter",
     )
     parser.add_argument(
         "--out", default=None, metavar="DIR", help="run folder (train.out_dir in the config)"

@@ -1,6 +1,12 @@
-"""Values in configs: does a TOML value fit a field's type, how to print it, what changed.
+"""Reading configs: TOML files and presets, dotted overrides, value types, what changed.
 
-Shared by the pretraining and fine-tuning configs (:mod:`biomae.train.config`) and their loops:
+Shared by the pretraining and fine-tuning configs (:mod:`biomae.train.config`, which re-exports
+:class:`ConfigError`, :func:`read_toml`, :func:`parse_override` and :func:`apply_overrides`) and
+their loops:
+
+* :func:`resolve_config` / :func:`read_toml` — a ``--config`` value (a file, or a preset shipped
+  in :mod:`biomae.configs`) and its tables;
+* :func:`parse_override` / :func:`apply_overrides` — ``optim.lr=3e-4`` on top of the tables;
 
 * :func:`type_problem` — ``optim.lr="abc" is not a number, e.g. optim.lr=0.00015`` (checked before
   a section's dataclass is built, so its ``__post_init__`` sees well-typed values);
@@ -13,9 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import types
 import typing
+from pathlib import Path
 from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config file or override names an unknown key or holds an invalid value."""
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``condition``."""
+    if not condition:
+        raise ConfigError(message)
 
 
 def type_problem(cls: type, section: str, key: str, value: Any) -> str | None:
@@ -123,3 +141,63 @@ def _shown(value: Any) -> str:
 def toml_string(value: str) -> str:
     """Quote a command-line value (a path) for an override: ``runs/x`` -> ``"runs/x"``."""
     return json.dumps(value)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"optim.lr=3e-4"`` into ``(["optim", "lr"], 3e-4)``; the value is parsed as TOML.
+
+    A value that is not valid TOML (``train.out_dir=runs/x``) is kept as a string.
+    """
+    key, sep, value = text.partition("=")
+    check(
+        sep == "=" and key.strip() != "", f"override {text!r} is not of the form section.key=value"
+    )
+    path = key.strip().split(".")
+    check(len(path) >= 2, f"override {text!r}: the key must be dotted, e.g. optim.lr=3e-4")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return path, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each dotted override set (nested tables created as needed)."""
+    raw = json.loads(json.dumps(raw))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            check(isinstance(node, dict), f"override {text!r}: {part!r} is not a table")
+        node[path[-1]] = value
+    return raw
+
+
+def resolve_config(value: str | Path, kind: str) -> Path:
+    """A ``--config`` value (a file or a shipped preset of ``kind``) as a path.
+
+    Raises:
+        ConfigError: neither a file nor a preset (the message lists the presets).
+    """
+    from biomae import configs
+
+    try:
+        return configs.resolve(value, kind)
+    except FileNotFoundError as err:
+        raise ConfigError(str(err)) from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of a TOML config file.
+
+    Raises:
+        ConfigError: the file is missing or is not valid TOML (naming it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
