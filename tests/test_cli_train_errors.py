@@ -145,3 +145,26 @@ def test_pretrain_without_recordings_is_one_line(tmp_path, capsys):
     glob = f'data.audio_globs=["{tmp_path / "none" / "*.flac"}"]'
     assert main(["pretrain", "--config", toml, glob, "--no-progress"]) == 2
     assert "matches no file" in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_corrupt_model_file_is_one_line_in_embed_and_search(tmp_path, capsys, damage):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "src" / "biomae" / "data"
+    model = tmp_path / "model.safetensors"
+    if damage == "truncated":
+        model.write_bytes((shipped / "starter.safetensors").read_bytes()[:1000])
+    else:
+        model.write_bytes(b"garbage")
+    clip = str(shipped / "example.flac")
+    argv = ["embed", clip, "--model", str(model), "--out", str(tmp_path / "e.parquet")]
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"model file {model} is unreadable" in line and "export or copy it again" in line
+    assert not (tmp_path / "e.parquet").exists()
+
+    index = tmp_path / "none.parquet"
+    assert main(["search", clip, "--index", str(index), "--model", str(model)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"index {index} not found" in line and "biomae embed" in line

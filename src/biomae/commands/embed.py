@@ -1,5 +1,5 @@
 """``biomae embed PATH... --model M --out embeddings.parquet``: window- or event-level
-embeddings."""
+embeddings. A missing, corrupt or foreign --model is one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -43,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from biomae.annotate import OUTPUT_SUFFIXES, find_recordings
     from biomae.annotations import read_annotations
     from biomae.embed import Embedder, write_embeddings
+    from biomae.train.common import read_metadata
 
     try:
+        read_metadata(args.model)  # a truncated or corrupt file: one line naming it
         embedder = Embedder(args.model, device=args.device, window_s=args.window_s)
         recordings = find_recordings(args.inputs)
     except (ValueError, FileNotFoundError) as err:

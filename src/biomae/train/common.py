@@ -223,6 +223,28 @@ def _plain(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def read_metadata(path: str | os.PathLike, what: str = "model") -> dict[str, str]:
+    """The metadata of a ``.safetensors`` file (exported encoder or fine-tuned model).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is truncated or not safetensors (naming it, with the fix).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except SafetensorError as err:
+        raise CheckpointError(
+            f"{what} file {path} is unreadable (truncated or corrupt: {err}); export or copy it "
+            "again (pretraining writes encoder.safetensors, fine-tuning best.safetensors)"
+        ) from None
+
+
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Load an encoder exported by :func:`export_encoder` (safetensors only; nothing unpickled).
 
@@ -230,18 +252,15 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
         ``(encoder, vit_config)`` with the encoder in eval mode on ``device``.
 
     Raises:
-        ValueError: the file is not a biomae encoder or its weights do not match its config.
+        ValueError: the file is not a biomae encoder or its weights do not match its config
+            (:class:`CheckpointError`: unreadable).
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from biomae.models.vit import Encoder, ViTConfig
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"encoder file {path} not found")
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    metadata = read_metadata(path, "encoder")
     if metadata.get("format") != ENCODER_FORMAT:
         raise ValueError(
             f"{path}: metadata format is {metadata.get('format')!r}, not {ENCODER_FORMAT}"
