@@ -32,7 +32,7 @@ test-fast: setup
 starter-model: setup
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/starter_model.py --out models/starter --seed 0 --budget-min 90
 
-lint:
+lint: setup
 	$(BIN)/ruff check src tests bench scripts && $(BIN)/ruff format --check src tests bench scripts
 
 # The CPU benchmarks (bench_vs_birdnet needs bench/peers/setup_birdnet.sh first, bench_gpu_vit1b a

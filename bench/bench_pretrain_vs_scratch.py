@@ -37,12 +37,12 @@ def main() -> None:
     work = args.run / "work"
     state = json.loads((work / "state.json").read_text())
     steps = args.steps or state["finetune"]["steps"]
-    raw = recipe._toml(REPO / "configs" / "starter_finetune.toml")
+    raw = recipe._toml(REPO / "src" / "biomae" / "configs" / "starter_finetune.toml")
     raw["data"]["data_dir"] = str((work / "labelled" / "train").resolve())
     raw["finetune"]["init"] = "none"
     raw["optim"]["max_steps"] = steps
     raw["train"].update(out_dir=str(work / "finetune_scratch"), seed=0, time_budget_s=0)
-    finetune(config_from_dict(raw, "configs/starter_finetune.toml"))
+    finetune(config_from_dict(raw, "src/biomae/configs/starter_finetune.toml"))
 
     import pandas as pd
 

@@ -37,8 +37,9 @@ BIRDNET_PYTHON = Path(
 
 
 def build_model(out: Path) -> Path:
-    """A detection model of the starter model's architecture (``configs/starter_finetune.toml``)
-    with random weights: its speed is the architecture's, its detections mean nothing."""
+    """A detection model of the starter model's architecture
+    (``biomae/configs/starter_finetune.toml``) with random weights: its speed is the
+    architecture's, its detections mean nothing."""
     import tomllib
 
     import torch
@@ -46,7 +47,7 @@ def build_model(out: Path) -> Path:
     from biomae.train.finetune import build_model as build
     from biomae.train.finetune import config_from_dict, save_finetuned
 
-    raw = tomllib.loads((REPO / "configs" / "starter_finetune.toml").read_text())
+    raw = tomllib.loads((REPO / "src" / "biomae" / "configs" / "starter_finetune.toml").read_text())
     raw["data"]["data_dir"] = raw["train"]["out_dir"] = str(out)
     raw["finetune"]["init"] = "none"
     config = config_from_dict(raw)

@@ -50,7 +50,7 @@ def stage_pretrain(files: pd.DataFrame, work: Path, args, cap_s: float) -> dict:
     from biomae.train.config import config_from_dict
     from biomae.train.pretrain import pretrain
 
-    raw = _toml(REPO / "configs" / "starter_pretrain.toml")
+    raw = _toml(REPO / "src" / "biomae" / "configs" / "starter_pretrain.toml")
     keep = files["use"].isin(["pretrain", "train"])
     raw["data"]["audio_globs"] = [glob.escape(str(args.data / f)) for f in files["file"][keep]]
     raw["train"].update(out_dir=str(work / "pretrain"), seed=args.seed, time_budget_s=cap_s)
@@ -60,7 +60,9 @@ def stage_pretrain(files: pd.DataFrame, work: Path, args, cap_s: float) -> dict:
         raw["optim"].update(max_steps=3, warmup_steps=1)
         raw["data"].update(batch_size=4, n_eval_windows=4)
         raw["train"].update(eval_every=0, ckpt_every=0, log_every=1)
-    result = pretrain(config_from_dict(raw, "configs/starter_pretrain.toml"), progress=False)
+    result = pretrain(
+        config_from_dict(raw, "src/biomae/configs/starter_pretrain.toml"), progress=False
+    )
     return {"steps": result["step"], "max_steps": raw["optim"]["max_steps"], "eval": result["eval"]}
 
 
@@ -116,7 +118,7 @@ def stage_labelled(files: pd.DataFrame, work: Path, args) -> dict:
 def stage_finetune(work: Path, args, cap_s: float) -> dict:
     from biomae.train.finetune import config_from_dict, finetune
 
-    raw = _toml(REPO / "configs" / "starter_finetune.toml")
+    raw = _toml(REPO / "src" / "biomae" / "configs" / "starter_finetune.toml")
     raw["data"]["data_dir"] = str((work / "labelled" / "train").resolve())
     raw["finetune"]["init"] = str(work / "pretrain" / "encoder.safetensors")
     raw["train"].update(out_dir=str(work / "finetune"), seed=args.seed, time_budget_s=cap_s)
@@ -126,7 +128,7 @@ def stage_finetune(work: Path, args, cap_s: float) -> dict:
         raw["optim"].update(max_steps=3, warmup_steps=1)
         raw["data"].update(batch_size=4, val_fraction=0.3)
         raw["train"].update(eval_every=0, ckpt_every=0, log_every=1)
-    result = finetune(config_from_dict(raw, "configs/starter_finetune.toml"))
+    result = finetune(config_from_dict(raw, "src/biomae/configs/starter_finetune.toml"))
     return {
         "steps": result["step"],
         "max_steps": raw["optim"]["max_steps"],

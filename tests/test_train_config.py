@@ -15,7 +15,7 @@ from biomae.train.config import (
     parse_override,
 )
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "biomae" / "configs"
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "base", "vit1b"])
@@ -97,3 +97,49 @@ def test_dict_round_trip_is_exact():
     raw = config_to_dict(config)
     assert config_from_dict(raw) == config
     assert '"decoder_window_t": 8' in config_to_json(config)
+
+
+def test_presets_name_the_shipped_configs(tmp_path, monkeypatch):
+    """`--config tiny` works from any folder (a pip install has no configs/ folder beside it);
+    the old repository path `configs/pretrain_tiny.toml` still resolves to the shipped file."""
+    from biomae.train.finetune import load_config as load_finetune
+
+    monkeypatch.chdir(tmp_path)
+    assert load_config("tiny") == load_config(CONFIGS / "pretrain_tiny.toml")
+    assert load_config("configs/pretrain_tiny.toml") == load_config("tiny")
+    assert load_config("pretrain_vit1b").train.parallel == "fsdp"
+    assert load_finetune("detect", ["data.data_dir=x"]).head.task == "detect"
+    assert load_finetune("starter", ["data.data_dir=x"]).data.data_dir == "x"
+    with pytest.raises(ConfigError, match="tinyy not found, and it is no pretrain preset; .*tiny"):
+        load_config("tinyy")
+    with pytest.raises(ConfigError, match="presets: .*detect"):
+        load_finetune("tiny")
+
+
+@pytest.mark.slow
+def test_a_built_wheel_ships_the_configs(tmp_path):
+    """What `pip install biomae` gets: a wheel built from a copy of the sources holds every
+    shipped config (package data), so `biomae pretrain --config tiny` works after install."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "src_copy"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "starter.safetensors")
+    shutil.copytree(repo / "src", copy / "src", ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(repo / name, copy / name)
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(wheels), str(copy)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("biomae-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"biomae/configs/{p.name}" for p in CONFIGS.glob("*.toml")}
+    assert len(shipped) >= 9 and shipped <= names
+    assert "biomae/data/example.flac" in names

@@ -25,7 +25,9 @@ COMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="biomae",
-        description="Find every animal vocalization in field recordings and say what made it.",
+        description="Find animal calls in field recordings: each call's start and end time and "
+        "its frequency box. The default model labels every event 'call'; naming species or call "
+        "types needs a fine-tuned model (biomae finetune).",
     )
     parser.add_argument("--version", action="version", version=f"biomae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

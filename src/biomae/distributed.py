@@ -16,7 +16,7 @@ Models know nothing of parallelism; the training loop calls these helpers from o
 Multi-node launch (one ``torchrun`` per node, same command on every node)::
 
     torchrun --nnodes N --nproc-per-node G --rdzv-backend c10d --rdzv-endpoint HOST:PORT \\
-        -m biomae.cli pretrain --config configs/pretrain_vit1b.toml
+        -m biomae.cli pretrain --config vit1b
 
 ``HOST`` is any node reachable by all (it hosts the c10d rendezvous); ``G`` is the number of GPUs
 per node. The global batch is ``data.batch_size x optim.grad_accum x N x G``.

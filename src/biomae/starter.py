@@ -9,13 +9,14 @@ a. ``inventory``: ``index/files.csv`` with a license class per recording (:func:
    split by recording, :func:`split_by_recording`), ``eval-only`` (research-use annotated sources,
    read in place from shared/data, never copied or trained on), ``eval-partial`` (the same for
    field recordings where only some calls are boxed: recall only) or ``excluded``;
-b. ``pretrain``: MAE (``configs/starter_pretrain.toml``, tiny preset, mixtures) on every
+b. ``pretrain``: MAE (``biomae/configs/starter_pretrain.toml``, tiny preset, mixtures) on every
    permissive recording except the test ones;
 c. ``labelled``: one Raven table per train / test recording from ``index/events.csv``
    (:func:`write_tables`; audio symlinked, not copied) plus synthetic soundscapes from train
    snippets on permissive unlabeled backgrounds, and soundscapes of procedural calls of many
    shapes on those backgrounds or generated noise (:mod:`biomae.datasets.synth`);
-d. ``finetune``: class-agnostic detection (``configs/starter_finetune.toml``) from the encoder;
+d. ``finetune``: class-agnostic detection (``biomae/configs/starter_finetune.toml``) from
+   the encoder;
 e. ``evaluate``: event F1 at IoU >= 0.3 on the held-out recordings and on an unseen species, and
    recall on field recordings of unseen taxa with partial boxes, against the energy detector on
    the same recordings;
@@ -251,9 +252,9 @@ Held-out test recordings ({len(info["test_files"])}): {", ".join(info["test_file
 ## Recipe and compute
 
 1. MAE pretraining of a small ViT (the tiny preset's width, 192, with 6 blocks over 64 mel bins
-   of 0-16 kHz audio at 32 kHz: `configs/starter_pretrain.toml`), mixtures and noise,
+   of 0-16 kHz audio at 32 kHz: `biomae/configs/starter_pretrain.toml`), mixtures and noise,
    {recipe["pretrain_steps"]} steps.
-2. Class-agnostic detection fine-tuning (`configs/starter_finetune.toml`), whole network with
+2. Class-agnostic detection fine-tuning (`biomae/configs/starter_finetune.toml`), whole network with
    layer-wise decay, {recipe["finetune_steps"]} steps; best validation event F1 kept.
 
 Compute: {info["machine"]}, fp32, one thread; {total_s / 60:.1f} min in all

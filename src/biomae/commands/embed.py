@@ -1,5 +1,5 @@
 """``biomae embed PATH... --model M --out embeddings.parquet``: window- or event-level
-embeddings."""
+embeddings. A missing, corrupt or foreign --model is one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ def add_parser(subparsers) -> None:
         default=None,
         help="folder of event tables (as written by biomae annotate) for event-level rows",
     )
-    p.add_argument("--events-format", default="raven", help="format of the --events tables")
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--events-format", default="raven", help="format of the --events tables (default raven)"
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA when available), cpu or cuda (default auto)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
@@ -33,19 +38,23 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import pandas as pd
+    from tqdm import tqdm
 
     from biomae.annotate import OUTPUT_SUFFIXES, find_recordings
     from biomae.annotations import read_annotations
     from biomae.embed import Embedder, write_embeddings
+    from biomae.train.common import read_metadata
 
     try:
+        read_metadata(args.model)  # a truncated or corrupt file: one line naming it
         embedder = Embedder(args.model, device=args.device, window_s=args.window_s)
         recordings = find_recordings(args.inputs)
     except (ValueError, FileNotFoundError) as err:
         print(f"biomae embed: {err}", file=sys.stderr)
         return 2
     tables, failed = [], 0
-    for rec in recordings:
+    bar = tqdm(recordings, desc="embed", unit="file", disable=args.no_progress or None)
+    for rec in bar:
         try:
             if args.events:
                 table = Path(args.events) / (rec.key + OUTPUT_SUFFIXES[args.events_format])
@@ -56,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 tables.append(embedder.embed_windows(rec.path, hop_s=args.hop_s))
         except Exception as err:  # reported and skipped, like annotate
             failed += 1
-            print(f"biomae embed: skipped {rec.path}: {type(err).__name__}: {err}", file=sys.stderr)
+            bar.write(f"biomae embed: skipped {rec.path}: {type(err).__name__}: {err}", sys.stderr)
     frame = (
         pd.concat(tables, ignore_index=True)
         if tables

@@ -1,14 +1,15 @@
-"""``biomae finetune``: train a detection / classification / embedding head on labelled audio.
+"""Train a detection / classification / embedding head on labelled audio.
 
     biomae finetune --init runs/pretrain/encoder.safetensors --task detect \\
-        --config configs/finetune_detect.toml --data DIR optim.lr=3e-4 train.out_dir=runs/ft
+        --config detect --data DIR --out runs/ft optim.lr=3e-4
 
-``--data DIR`` holds audio files, each with its Raven selection table beside it
-(``<stem>.selections.txt``); ``--catalog DIR`` uses the fully annotated recordings of a catalog
-(``data.datasets`` picks datasets). ``--init none`` starts from a random ``model.preset``. A
-frozen-encoder probe: ``finetune.freeze_encoder=true``. Resumes from
-``<train.out_dir>/checkpoint.pt`` when it exists; the best model (by validation score) is
-``<train.out_dir>/best.safetensors``.
+--data DIR holds audio files, each with its Raven selection table beside it
+(<stem>.selections.txt); --catalog DIR uses the fully annotated recordings of a catalog
+(data.datasets picks datasets). --init none starts from a random model.preset. A frozen-encoder
+probe: finetune.freeze_encoder=true. A rerun with the same --out folder resumes from its
+checkpoint.pt and says so ("resuming from step N"); resuming needs the same model, front end, head
+and finetune sections (a change is an error naming each field, old -> new). The best model (by
+validation score) is <out>/best.safetensors.
 """
 
 from __future__ import annotations
@@ -25,17 +26,30 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--config", default=None, help="TOML file, e.g. configs/finetune_detect.toml"
+        "--config",
+        default=None,
+        metavar="TOML|PRESET",
+        help="a TOML file, or a shipped preset: detect, classify, embed, starter",
     )
     parser.add_argument(
         "--init", default=None, metavar="PATH|none", help="pretrained encoder .safetensors or none"
     )
-    parser.add_argument("--task", default=None, choices=["detect", "classify", "embed"])
+    parser.add_argument(
+        "--task",
+        default=None,
+        choices=["detect", "classify", "embed"],
+        help="the head to train (head.task; default: the config's, else detect)",
+    )
     parser.add_argument("--data", default=None, metavar="DIR", help="audio + Raven tables")
     parser.add_argument("--catalog", default=None, metavar="DIR", help="a biomae data catalog")
     parser.add_argument("--out", default=None, metavar="DIR", help="run folder (train.out_dir)")
     parser.add_argument(
         "--no-resume", action="store_true", help="fail when the run folder holds a checkpoint"
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no per-step loss lines (resuming, validation and the summary are still printed)",
     )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=3e-4"
@@ -46,7 +60,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from biomae.train.common import CheckpointError
     from biomae.train.config import ConfigError
+    from biomae.train.config_values import toml_string
     from biomae.train.finetune import CHECKPOINT_NAME, finetune, load_config
 
     overrides = list(args.overrides)
@@ -58,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         (args.out, "train.out_dir"),
     ):
         if flag is not None:
-            overrides.append(f"{key}={_toml_string(flag)}")
+            overrides.append(f"{key}={toml_string(flag)}")
     try:
         config = load_config(args.config, overrides)
     except ConfigError as err:
@@ -66,11 +82,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ckpt = Path(config.train.out_dir) / CHECKPOINT_NAME
     if args.no_resume and ckpt.exists():
-        print(f"biomae finetune: {ckpt} exists and --no-resume was given", file=sys.stderr)
+        print(
+            f"biomae finetune: {ckpt} exists and --no-resume was given; choose another run "
+            "folder with --out DIR",
+            file=sys.stderr,
+        )
         return 2
     try:
-        summary = finetune(config)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+        summary = finetune(config, progress=not args.no_progress)
+    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as err:
         print(f"biomae finetune: {err}", file=sys.stderr)
         return 2
     print(
@@ -78,8 +98,3 @@ def run(args: argparse.Namespace) -> int:
         f"model in {summary['best_path']}"
     )
     return 0
-
-
-def _toml_string(value: str) -> str:
-    """Quote a command-line value for a TOML override (paths hold characters TOML would parse)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

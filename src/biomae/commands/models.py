@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(subparsers) -> None:
@@ -50,7 +51,8 @@ def preset_table(clip_s: float = 10.0) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     if args.clip_s <= 0:
-        raise SystemExit(f"biomae models: --clip-s {args.clip_s} must be > 0")
+        print(f"biomae models: --clip-s {args.clip_s:g} must be > 0 seconds", file=sys.stderr)
+        return 2
     header = (
         f"{'preset':<7} {'encoder':>10} {'decoder':>10} {'enc params':>11} {'dec params':>11} "
         f"{'enc GFLOP/s':>12} {'pretrain GFLOP/s':>17}"

@@ -16,20 +16,35 @@ def add_parser(subparsers) -> None:
     p.add_argument("query", metavar="QUERY_CLIP", help="an audio clip")
     p.add_argument("--index", required=True, help="embeddings.parquet from biomae embed")
     p.add_argument("--model", default=None, help="encoder (default: the index's own)")
-    p.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+    p.add_argument("-k", type=int, default=10, help="how many neighbours, >= 1 (default 10)")
     p.add_argument("--out", default=None, help="also write the results as CSV")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import numpy as np
 
     from biomae._io import atomic_open
     from biomae.embed import Embedder, read_embeddings, search
+    from biomae.train.common import read_metadata
 
+    if args.k < 1:
+        print(f"biomae search: -k {args.k} must be >= 1", file=sys.stderr)
+        return 2
+    if not Path(args.index).is_file():
+        print(
+            f"biomae search: index {args.index} not found; make one with "
+            f"biomae embed RECORDINGS --model MODEL --out {args.index}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         frame, matrix, metadata = read_embeddings(args.index)
-        embedder = Embedder(args.model or metadata["biomae_model"])
+        model = args.model or metadata["biomae_model"]
+        read_metadata(model)  # a truncated or corrupt file: one line naming it
+        embedder = Embedder(model)
         if embedder.dim != matrix.shape[1]:
             raise ValueError(f"model dimension {embedder.dim} != index dimension {matrix.shape[1]}")
         query = np.mean(np.stack(embedder.embed_windows(args.query)["embedding"]), axis=0)

@@ -144,19 +144,34 @@ def save_checkpoint(
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read (truncated, garbage) or is not a biomae checkpoint."""
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no unpickling).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a biomae pretraining checkpoint.
+        CheckpointError: the file is unreadable (truncated, corrupt) or not a biomae checkpoint;
+            the message names it and says how to go on.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    fix = (
+        "delete it to restart the run from step 0, put back an earlier copy, or train into "
+        "another folder (--out DIR)"
+    )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError … by damage
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated or corrupt: {reason}); {fix}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} file")
+        raise CheckpointError(f"{path} is not a {CHECKPOINT_FORMAT} file; {fix}")
     return payload
 
 
@@ -208,6 +223,28 @@ def _plain(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def read_metadata(path: str | os.PathLike, what: str = "model") -> dict[str, str]:
+    """The metadata of a ``.safetensors`` file (exported encoder or fine-tuned model).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is truncated or not safetensors (naming it, with the fix).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except SafetensorError as err:
+        raise CheckpointError(
+            f"{what} file {path} is unreadable (truncated or corrupt: {err}); export or copy it "
+            "again (pretraining writes encoder.safetensors, fine-tuning best.safetensors)"
+        ) from None
+
+
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Load an encoder exported by :func:`export_encoder` (safetensors only; nothing unpickled).
 
@@ -215,18 +252,15 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
         ``(encoder, vit_config)`` with the encoder in eval mode on ``device``.
 
     Raises:
-        ValueError: the file is not a biomae encoder or its weights do not match its config.
+        ValueError: the file is not a biomae encoder or its weights do not match its config
+            (:class:`CheckpointError`: unreadable).
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from biomae.models.vit import Encoder, ViTConfig
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"encoder file {path} not found")
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    metadata = read_metadata(path, "encoder")
     if metadata.get("format") != ENCODER_FORMAT:
         raise ValueError(
             f"{path}: metadata format is {metadata.get('format')!r}, not {ENCODER_FORMAT}"

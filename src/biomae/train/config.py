@@ -9,7 +9,8 @@ A run is one :class:`PretrainConfig` with five sections, each a dataclass valida
     [optim]      AdamW, warmup + cosine schedule, accumulation, clipping
     [train]      output, seed, cadence of logs/eval/checkpoints, precision, parallelism
 
-``load_config("configs/pretrain_tiny.toml", ["optim.lr=3e-4", "train.bf16=false"])`` reads the file,
+``load_config("tiny", ["optim.lr=3e-4", "train.bf16=false"])`` reads the file (a path, or a preset
+shipped in :mod:`biomae.configs`),
 applies the overrides (values parsed as TOML, so ``3e-4``, ``true``, ``[256, 512]`` and ``"x"`` all
 work; a bare word is a string) and validates. The config is stored as a plain dict in every
 checkpoint (``config_to_dict`` / ``config_from_dict``) so that loading never unpickles.
@@ -19,21 +20,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biomae.train.config_values import (  # re-exported (``as``): their home used to be here
+    ConfigError as ConfigError,
+)
+from biomae.train.config_values import (
+    apply_overrides,
+    check,
+    read_toml,
+    type_problem,
+)
+from biomae.train.config_values import (
+    parse_override as parse_override,
+)
+from biomae.train.config_values import (
+    resolve_config as resolve_config,
+)
+
+_check = check  # the name the sections below use
+
 PARALLEL_MODES = ("none", "ddp", "fsdp")
-
-
-class ConfigError(ValueError):
-    """A config file or override names an unknown key or holds an invalid value."""
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 @dataclass
@@ -306,6 +315,9 @@ def build_sections(
         )
         if name not in raw and name in defaults:
             continue
+        for key, value in values.items():
+            problem = type_problem(cls, name, key, value)
+            _check(problem is None, f"{where}: {problem}")
         try:
             built[name] = cls(**values)
         except (ValueError, TypeError) as err:  # ConfigError is a ValueError
@@ -334,65 +346,17 @@ def config_to_json(config: PretrainConfig) -> str:
     return json.dumps(config_to_dict(config), indent=2, sort_keys=True)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``"optim.lr=3e-4"`` into ``(["optim", "lr"], 3e-4)``; the value is parsed as TOML.
-
-    A value that is not valid TOML (``train.out_dir=runs/x``) is kept as a string.
-    """
-    key, sep, value = text.partition("=")
-    _check(
-        sep == "=" and key.strip() != "", f"override {text!r} is not of the form section.key=value"
-    )
-    path = key.strip().split(".")
-    _check(len(path) >= 2, f"override {text!r}: the key must be dotted, e.g. optim.lr=3e-4")
-    try:
-        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value.strip()
-    return path, parsed
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each dotted override set (nested tables created as needed)."""
-    raw = json.loads(json.dumps(raw))
-    for text in overrides:
-        path, value = parse_override(text)
-        node = raw
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            _check(isinstance(node, dict), f"override {text!r}: {part!r} is not a table")
-        node[path[-1]] = value
-    return raw
-
-
 def load_config(path: str | Path, overrides: list[str] | None = None) -> PretrainConfig:
     """Read a TOML config, apply dotted ``key=value`` overrides and validate.
 
     Args:
-        path: TOML file with ``[model]``, ``[front_end]``, ``[data]``, ``[optim]``, ``[train]``.
+        path: TOML file with ``[model]``, ``[front_end]``, ``[data]``, ``[optim]``, ``[train]``,
+            or a shipped preset (``tiny``, ``vit1b`` …: :mod:`biomae.configs`).
         overrides: e.g. ``["optim.lr=3e-4", "train.out_dir=runs/x"]``.
 
     Raises:
         ConfigError: naming the file and the offending key or value.
     """
+    path = resolve_config(path, "pretrain")
     raw = apply_overrides(read_toml(path), list(overrides or []))
     return config_from_dict(raw, where=str(path))
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The tables of a TOML config file.
-
-    Raises:
-        ConfigError: the file is missing or is not valid TOML (naming it).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
-
-
-# The public name of :func:`_check` (for the fine-tuning config); ``_check`` stays for old callers.
-check = _check

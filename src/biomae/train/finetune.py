@@ -43,6 +43,7 @@ import torch
 
 from biomae._io import atomic_path, atomic_write_text
 from biomae.train.config import ConfigError
+from biomae.train.config_values import config_changes
 from biomae.train.finetune_config import (
     SECTIONS,
     TASKS,
@@ -105,6 +106,7 @@ __all__ = [
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.safetensors"
+RESUME_KEYS = ("model", "front_end", "head", "finetune")  # must not change when resuming
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,8 +269,17 @@ def validate(model, front_end, val_items, val_batch, config: FinetuneConfig, dev
 # The loop
 
 
-def finetune(config: FinetuneConfig, log=print) -> dict:
-    """Run (or resume) fine-tuning; returns ``{"step", "best_score", "best_path"}``."""
+def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
+    """Run (or resume) fine-tuning; returns ``{"step", "best_score", "best_path"}``.
+
+    ``log`` gets one line per event (resuming, validation, the time budget) and, with
+    ``progress``, one every ``train.log_every`` steps.
+
+    Raises:
+        ConfigError: the run folder's checkpoint was trained with another model, front end, head
+            or finetune section (each changed field named, old → new).
+        CheckpointError: the checkpoint is unreadable.
+    """
     from biomae.train import common
     from biomae.train.pretrain import FrontEnd, autocast
 
@@ -311,17 +322,23 @@ def finetune(config: FinetuneConfig, log=print) -> dict:
     if ckpt_path.exists():
         payload = common.load_checkpoint(ckpt_path)
         saved = json.loads(payload["config"])
-        for section in ("model", "front_end", "head", "finetune"):
-            if saved[section] != config_to_dict(config)[section]:
-                raise ConfigError(
-                    f"{ckpt_path}: [{section}] differs from the run being resumed; "
-                    "use a new train.out_dir"
-                )
+        changed = config_changes(saved, config_to_dict(config), list(RESUME_KEYS))
+        if changed:
+            raise ConfigError(
+                f"{ckpt_path}: cannot resume from step {payload['step']}, the config changed: "
+                f"{'; '.join(changed)}; put the old values back (the run's config is "
+                f"{out_dir / 'config.json'}) or start a new run with --out DIR"
+            )
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         common.set_rng_state(payload["rng"])
         step, best = payload["step"], payload["metrics"]["best_score"]
-        log(f"finetune: resumed from {ckpt_path} at step {step} (best {best:.4f})")
+        log(f"finetune: resuming from step {step} of {ckpt_path} (best {best:.4f})")
+        if step >= o.max_steps:
+            log(
+                f"finetune: already complete at step {step} (optim.max_steps={o.max_steps}); "
+                "raise optim.max_steps to train on"
+            )
     atomic_write_text(out_dir / "config.json", config_json + "\n")
     pairs = config.head.task == "embed"
     windows = LabeledWindows(
@@ -387,7 +404,7 @@ def finetune(config: FinetuneConfig, log=print) -> dict:
                 else ""
             )
             log(f"finetune: step {step}: validation {score:.4f}{note} (best {best:.4f})")
-        if step % config.train.log_every == 0 or last:
+        if progress and (step % config.train.log_every == 0 or last):
             log(f"finetune: step {step}/{o.max_steps} loss {loss_sum:.4f} lr {lr:.2e}")
         rows.append(row)
         if (config.train.ckpt_every and step % config.train.ckpt_every == 0) or last:

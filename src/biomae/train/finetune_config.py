@@ -27,6 +27,7 @@ from biomae.train.config import (
     build_sections,
     check,
     read_toml,
+    resolve_config,
 )
 
 TASKS = ("detect", "classify", "embed")
@@ -169,7 +170,9 @@ def config_to_dict(config: FinetuneConfig) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> FinetuneConfig:
-    """Read a TOML config (None: all defaults) and apply dotted ``section.key=value`` overrides."""
+    """Read a TOML config (a path, a preset shipped in :mod:`biomae.configs` such as ``detect``,
+    or None: all defaults) and apply dotted ``section.key=value`` overrides."""
+    path = None if path is None else resolve_config(path, "finetune")
     raw: dict[str, Any] = {} if path is None else read_toml(path)
     where = "config" if path is None else str(path)
     return config_from_dict(apply_overrides(raw, list(overrides or [])), where=where)

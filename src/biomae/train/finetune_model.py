@@ -142,18 +142,16 @@ def load_finetuned(path: str | Path, device: str = "cpu") -> tuple[FinetuneModel
     """Load a model written by fine-tuning (``best.safetensors``), in eval mode.
 
     Raises:
-        ValueError: the file is not a biomae fine-tuned model, or its weights do not fit its config.
+        ValueError: the file is not a biomae fine-tuned model, or its weights do not fit its config
+            (``biomae.train.common.CheckpointError``: unreadable).
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from biomae.models.vit import Encoder, ViTConfig
+    from biomae.train.common import read_metadata
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"fine-tuned model {path} not found")
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    metadata = read_metadata(path, "fine-tuned model")
     if metadata.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path}: format {metadata.get('format')!r} is not {MODEL_FORMAT}")
     config = config_from_dict(json.loads(metadata["config"]), where=str(path))

@@ -32,6 +32,15 @@ def truncate_csv(path: Path, columns: list[str], last_step: int) -> None:
         writer.writerows(rows)
 
 
+def last_row(path: Path) -> dict:
+    """The last row of the CSV log at ``path`` (an empty dict when it is missing or empty)."""
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows[-1] if rows else {}
+
+
 def save_pictures(core, spec: torch.Tensor, outputs: dict, path: Path, n_pictures: int) -> None:
     """PNG of input / masked input / reconstruction for the first ``n_pictures`` eval windows.
 

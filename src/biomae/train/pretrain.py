@@ -38,14 +38,21 @@ import torch
 from biomae import distributed
 from biomae._io import atomic_write_text
 from biomae.train import common, data, logs
-from biomae.train.config import PretrainConfig, config_to_dict, config_to_json
+from biomae.train.config import (
+    ConfigError,
+    PretrainConfig,
+    config_to_dict,
+    config_to_json,
+)
+from biomae.train.config_values import config_changes
 
 CHECKPOINT_NAME = "checkpoint.pt"
 ENCODER_NAME = "encoder.safetensors"
 NORM_EPS = 1e-5  # per-clip standardisation: (x - mean) / (std + NORM_EPS)
 TRAIN_COLUMNS = ["step", "lr", "loss", "grad_norm", "bad_steps", "windows_per_s", "elapsed_s"]
 EVAL_COLUMNS = ["step", "eval_loss", "baseline_zero", "baseline_mean_spec"]
-RESUME_KEYS = ("model", "front_end")  # sections that must not change when resuming
+# what must not change when resuming (the weights, the data stream and the masks depend on it)
+RESUME_KEYS = ["model", "front_end", "data.batch_size", "data.window_s", "train.seed"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -77,7 +84,7 @@ class FrontEnd:
         spec = self.spectrogram(audio.to(self.device, non_blocking=True), n_fft=n_fft or None)
         n_frames = spec.shape[-1] - spec.shape[-1] % self.patch_t
         if n_frames == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"a window gives {spec.shape[-1]} frames < patch_t={self.patch_t}; "
                 "raise data.window_s"
             )
@@ -103,7 +110,7 @@ def build_model(config: PretrainConfig, info: distributed.DistInfo):
 
     mae_config = config.model.build_config()
     if mae_config.encoder.n_mels != config.front_end.n_mels:
-        raise ValueError(
+        raise ConfigError(
             f"front_end.n_mels={config.front_end.n_mels} differs from the model's "
             f"encoder n_mels={mae_config.encoder.n_mels}"
         )
@@ -157,17 +164,27 @@ def evaluate(model, spec: torch.Tensor, seed: int, batch_size: int, bf16: bool, 
     return {k: v / spec.shape[0] for k, v in sums.items()}, first
 
 
-def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True) -> dict:
+def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True, log=print) -> dict:
     """Run (or resume) pretraining as configured; see the module docstring.
 
     Args:
         config: the run.
-        resume: continue from ``out_dir/checkpoint.pt`` when it exists.
+        resume: continue from ``out_dir/checkpoint.pt`` when it exists (``log`` says so, with the
+            step and the path).
         progress: show a tqdm bar on the main process.
+        log: where the main process reports resuming (one line).
 
     Returns:
-        Summary: ``step``, ``losses`` (``{step: loss}`` of the steps run by this call),
-        ``eval`` (last eval row), ``bad_steps``, ``out_dir``.
+        Summary: ``step``, ``resumed_step`` (the step this call started from: 0, or the
+        checkpoint's), ``losses`` (``{step: loss}`` of the steps run by this call), ``eval`` (last
+        eval row: this call's, else the last row of ``eval.csv``, else empty), ``bad_steps``,
+        ``out_dir``.
+
+    Raises:
+        ConfigError: the checkpoint's run differs in a field listed in ``RESUME_KEYS`` (each
+            named, old → new), or the model and front end do not fit together.
+        CheckpointError: the checkpoint is unreadable.
+        FileNotFoundError: ``data.audio_globs`` or ``data.catalog`` find no recording.
     """
     cfg, tcfg, ocfg = config, config.train, config.optim
     info = distributed.init(tcfg.device)
@@ -175,7 +192,6 @@ def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True)
     main = info.is_main
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "config.json", config_to_json(cfg) + "\n")
 
     # --- data: train / held-out split by recording, fixed eval windows, baseline statistics
     if cfg.data.catalog:
@@ -201,14 +217,12 @@ def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True)
     if resume and ckpt_path.exists():
         ckpt = common.load_checkpoint(ckpt_path)
         saved = json.loads(ckpt["config"])
-        now = config_to_dict(cfg)
-        changed = [k for k in RESUME_KEYS if saved[k] != now[k]]
-        changed += [
-            f"data.{k}" for k in ("batch_size", "window_s") if saved["data"][k] != now["data"][k]
-        ]
-        if changed or saved["train"]["seed"] != tcfg.seed:
-            raise ValueError(
-                f"{ckpt_path}: cannot resume, the config changed in {changed or ['train.seed']}"
+        changed = config_changes(saved, config_to_dict(cfg), RESUME_KEYS)
+        if changed:
+            raise ConfigError(
+                f"{ckpt_path}: cannot resume from step {ckpt['step']}, the config changed: "
+                f"{'; '.join(changed)}; put the old values back (the run's config is "
+                f"{out_dir / 'config.json'}) or start a new run with --out DIR"
             )
         distributed.load_full_state_dicts(model, optimizer, ckpt["model"], ckpt["optimizer"])
         step, consumed = ckpt["step"], ckpt["data"]["micro_batches"]
@@ -219,6 +233,14 @@ def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True)
         if main:
             logs.truncate_csv(out_dir / "metrics.csv", TRAIN_COLUMNS, step)
             logs.truncate_csv(out_dir / "eval.csv", EVAL_COLUMNS, step)
+            others = config_changes(saved, config_to_dict(cfg), ["data", "optim", "train"])
+            log(
+                f"pretrain: resuming from step {step} of {ckpt_path}"
+                + (f" (changed: {'; '.join(others)})" if others else "")
+            )
+    resumed_step = step
+    if main:
+        atomic_write_text(out_dir / "config.json", config_to_json(cfg) + "\n")
 
     stream = data.RandomWindows(
         train_recs,
@@ -366,9 +388,12 @@ def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True)
         writer.close()
     if main and ckpt_path.exists():
         common.export_encoder(ckpt_path, out_dir / ENCODER_NAME)
+    if not last_eval and main:
+        last_eval = logs.last_row(out_dir / "eval.csv")
     distributed.barrier()
     return {
         "step": step,
+        "resumed_step": resumed_step,
         "losses": losses,
         "eval": last_eval,
         "bad_steps": bad_total,
