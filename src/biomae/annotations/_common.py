@@ -129,7 +129,8 @@ def finish_events(
         unparsed: (line, reason) of lines that could not even become a row.
 
     Returns:
-        The event table (fresh index) with ``attrs["skipped"]`` (list of "file:line: reason").
+        The event table (fresh index) with ``attrs["skipped"]`` (list of "file:line: reason") and
+        ``attrs["lines"]`` (the source line, or place, of each row kept).
 
     Raises:
         EventTableError: strict mode, naming the first bad row's file and line and how many more.
@@ -165,6 +166,7 @@ def finish_events(
         events = events.drop(index=sorted(issues)).reset_index(drop=True)
     events = validate_events(events, sample_rate=sample_rate, where=where)
     events.attrs["skipped"] = skipped
+    events.attrs["lines"] = [lines[i] for i in range(len(lines)) if i not in issues]
     return events
 
 

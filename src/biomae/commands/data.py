@@ -181,6 +181,10 @@ def _report(summary) -> None:
         print(f"skipped {row}", file=sys.stderr)
     if summary.skipped:
         print(f"{len(summary.skipped)} malformed annotation row(s) skipped (--lenient)")
+    for row in summary.clipped:
+        print(f"clipped {row}", file=sys.stderr)
+    if summary.clipped:
+        print(f"{len(summary.clipped)} event(s) clipped to their recording's end (--lenient)")
     print(
         f"{summary.dataset}: {summary.n_recordings} recordings ({summary.hours:.2f} h), "
         f"{summary.n_events} events; replaced {summary.replaced_recordings} earlier recordings; "
