@@ -160,28 +160,66 @@ def test_missing_empty_header_only_and_garbage_files(tmp_path):
         audio.info(tmp_path)
 
 
-def test_truncated_wav_is_rejected_not_shortened(tmp_path):
-    data = _wav_bytes(tmp_path)
-    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
-    with pytest.raises(AudioError, match=r"cut\.wav: truncated WAV.*declares 16000 bytes"):
-        audio.info(tmp_path / "cut.wav")
-    with pytest.raises(AudioError, match="truncated"):
-        audio.load(tmp_path / "cut.wav")
+def _stream_all(path) -> np.ndarray:
+    return np.concatenate([b.audio for b in audio.stream(path, block_s=0.25)])
 
 
-def test_truncated_flac_fails_when_decoded(tmp_path):
+def test_truncated_wav_reads_its_readable_part_and_says_so(tmp_path):
+    data = _wav_bytes(tmp_path)  # 1 s of 16-bit mono at 8 kHz: 44 header bytes + 16000
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + 4001])  # the battery died mid-sample
+    meta = audio.info(tmp_path / "cut.wav")
+    assert meta.warning == "truncated: header says 1.0 s, 0.25 s readable"
+    assert (meta.n_samples, meta.duration_s) == (2000, 0.25)
+    whole, _ = audio.load(tmp_path / "good.wav")
+    with pytest.warns(audio.TruncatedAudioWarning, match=r"cut\.wav: truncated: header says"):
+        part, _ = audio.load(tmp_path / "cut.wav")
+    np.testing.assert_array_equal(part, whole[:2000])
+    with pytest.warns(audio.TruncatedAudioWarning):
+        np.testing.assert_array_equal(_stream_all(tmp_path / "cut.wav"), part)
+    assert audio.info(tmp_path / "good.wav").warning is None
+
+
+def test_truncated_real_stereo_wav(shared_data, tmp_path):
+    source = shared_data / "audio" / "birdnet_example" / "soundscape_10s_stereo.wav"
+    data = source.read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: int(len(data) * 0.6)])
+    meta = audio.info(tmp_path / "cut.wav")
+    assert meta.warning == f"truncated: header says 10.0 s, {meta.duration_s:.2f} s readable"
+    assert 5.9 < meta.duration_s < 6.0
+    with pytest.warns(audio.TruncatedAudioWarning):
+        part, _ = audio.load(tmp_path / "cut.wav", channel=1)
+    whole, _ = audio.load(source, channel=1)
+    np.testing.assert_array_equal(part, whole[: meta.n_samples])
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.999])
+def test_truncated_flac_reads_its_readable_part_and_says_so(tmp_path, fraction):
     x = np.random.default_rng(2).uniform(-0.5, 0.5, 8000 * 20).astype(np.float32)
     soundfile.write(tmp_path / "good.flac", x, 8000)
     data = (tmp_path / "good.flac").read_bytes()
-    (tmp_path / "cut.flac").write_bytes(data[: len(data) // 2])
-    assert audio.info(tmp_path / "cut.flac").n_samples == len(x)  # the header cannot know
-    with pytest.raises(AudioError, match=r"cut\.flac: .*(truncated|corrupt)"):
-        audio.load(tmp_path / "cut.flac")
-    with pytest.raises(AudioError, match=r"cut\.flac: .*(truncated|corrupt)"):
-        for _ in audio.stream(tmp_path / "cut.flac", block_s=1.0):
-            pass
-    head, _ = audio.load(tmp_path / "cut.flac", duration_s=1.0)  # the intact part still reads
-    assert len(head) == 8000
+    (tmp_path / "cut.flac").write_bytes(data[: int(len(data) * fraction)])  # cut mid-frame
+    meta = audio.info(tmp_path / "cut.flac")
+    assert 0 < meta.n_samples < len(x)
+    assert meta.warning == f"truncated: header says 20.0 s, {meta.n_samples / 8000:.2f} s readable"
+    whole, _ = audio.load(tmp_path / "good.flac")
+    with pytest.warns(audio.TruncatedAudioWarning, match=r"cut\.flac: truncated"):
+        part, _ = audio.load(tmp_path / "cut.flac")
+    np.testing.assert_array_equal(part, whole[: meta.n_samples])  # every readable sample
+    with pytest.warns(audio.TruncatedAudioWarning):
+        np.testing.assert_array_equal(_stream_all(tmp_path / "cut.flac"), part)
+    with pytest.raises(AudioError, match="past the end"), pytest.warns(audio.TruncatedAudioWarning):
+        audio.load(tmp_path / "cut.flac", start_s=meta.duration_s)
+    assert audio.info(tmp_path / "good.flac").warning is None
+
+
+def test_truncated_real_flac(shared_data, tmp_path):
+    data = (shared_data / "audio" / "birdnet_example" / "soundscape.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(data[: len(data) // 3])
+    meta = audio.info(tmp_path / "cut.flac")
+    assert meta.warning.startswith("truncated: header says 120.0 s, ")
+    with pytest.warns(audio.TruncatedAudioWarning):
+        part, rate = audio.load(tmp_path / "cut.flac", sample_rate=16000)
+    assert len(part) == round(meta.n_samples * 16000 / meta.sample_rate)
 
 
 @pytest.mark.parametrize(

@@ -154,8 +154,10 @@ def test_a_stored_file_of_the_wrong_length_is_not_used(catalog):
 def test_a_corrupt_file_is_reported_and_skipped(catalog, capsys):
     recordings = catalog.recordings()
     bad = recordings["path"].iloc[0]
-    data = open(bad, "rb").read()
-    open(bad, "wb").write(data[: len(data) // 2])  # the header still reads; decoding fails
+    data = bytearray(open(bad, "rb").read())
+    n = len(data)  # garbage over the middle: the header and the end still read; decoding fails
+    data[n // 3 : n // 2] = np.random.default_rng(1).bytes(n // 2 - n // 3)
+    open(bad, "wb").write(data)
     summary = catalog.prepare_audio(RATE, workers=2)
     assert summary.n_written == 2 and [path for path, _ in summary.failed] == [bad]
     assert "AudioError" in summary.failed[0][1]

@@ -194,7 +194,12 @@ def test_usage_errors_exit_2(tmp_path, capsys):
         == 2
     )
     assert "no such file" in capsys.readouterr().err
-    assert main(["evaluate", "--pred", str(tmp_path)]) == 2
+    assert main(["evaluate", "--pred", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "give --pred and --ref" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # --out is required, and the usage says so
+        main(["evaluate", "--pred", str(tmp_path), "--ref", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "the following arguments are required: --out" in capsys.readouterr().err
     assert (
         main(["evaluate", "--pred", "x", "--ref", "y", "--iou", "0", "--out", str(tmp_path / "o")])
         == 2

@@ -14,20 +14,25 @@ Conventions:
   concatenate to exactly ``load(path, sample_rate=...)`` (soxr's streaming resampler produces the
   same samples as its one-shot call);
 * bad input fails early with :class:`AudioError`, whose message names the file and the reason:
-  missing, empty, header-only, truncated or corrupt data, unsupported container, NaN/Inf samples,
-  channel out of range, a span past the end of the recording.
+  missing, empty, header-only, corrupt data, unsupported container, NaN/Inf samples, channel out
+  of range, a span past the end of the recording;
+* a WAV or FLAC cut short (the recorder stopped mid-file) is not rejected: :func:`info` gives its
+  readable length and a ``warning``, :func:`load` and :func:`stream` return the readable part and
+  emit a :class:`TruncatedAudioWarning` naming the file.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import struct
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from biomae._truncation import readable_frames
 
 RESAMPLE_QUALITY = "HQ"  # soxr quality preset used by resample(), load() and stream()
 _CHUNK_FRAMES = 1 << 16  # frames read per call while streaming (at the source rate)
@@ -53,9 +58,18 @@ class AudioError(ValueError):
     """A recording cannot be read (or written) as asked; the message names the file and why."""
 
 
+class TruncatedAudioWarning(UserWarning):
+    """A recording is shorter than its header says; only its readable part is returned."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
-    """Header facts of a recording (``duration_s = n_samples / sample_rate``)."""
+    """Header facts of a recording (``duration_s = n_samples / sample_rate``).
+
+    ``n_samples`` and ``duration_s`` count the samples that can be read: for a truncated WAV or
+    FLAC (the recorder stopped mid-file) that is less than the header declares, and ``warning``
+    says so (``"truncated: header says 60.0 s, 41.30 s readable"``); None for a whole file.
+    """
 
     path: str
     sample_rate: int
@@ -64,6 +78,7 @@ class AudioInfo:
     duration_s: float
     format: str
     subtype: str
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,14 +104,19 @@ class Block:
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
-    """Read and validate a recording's header (no decoding).
+    """Read and validate a recording's header, and check that a WAV or FLAC is whole.
+
+    A truncated WAV (its ``data`` chunk declares more bytes than the file holds) or FLAC (the last
+    sample its header promises does not decode) is not rejected: ``n_samples`` / ``duration_s``
+    give its readable part, which :func:`load` and :func:`stream` return, and ``warning`` reports
+    the cut. The check is cheap (a header walk, or one decoded sample at the end of a FLAC); only a
+    cut FLAC is decoded to count its readable samples. Truncation of other compressed formats (MP3,
+    OGG, ...) shows when decoding, as an :class:`AudioError` from :func:`load` / :func:`stream`.
 
     Raises:
         AudioError: missing file, directory, zero-length file, unsupported container (AAC/M4A/WMA),
-            unreadable or corrupt header, no samples (header-only), sample rate <= 0, or a WAV whose
-            data chunk declares more bytes than the file holds (truncated). Truncation of compressed
-            data (FLAC, MP3, ...) is only visible when decoding: :func:`load` and :func:`stream`
-            detect it.
+            unreadable or corrupt header, no readable samples (header-only, or cut before the
+            first sample), sample rate <= 0.
     """
     import soundfile
 
@@ -120,19 +140,34 @@ def info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f"{p}: not a readable audio file ({error})") from error
     if header.samplerate <= 0:
         raise AudioError(f"{p}: invalid sample rate {header.samplerate} Hz in the header")
-    if header.frames <= 0:
-        raise AudioError(f"{p}: contains no audio samples (header only, {size} bytes)")
-    if header.format in ("WAV", "WAVEX"):
-        _check_riff_data_size(p, size)
+    rate = int(header.samplerate)
+    n_samples, declared = readable_frames(p, str(header.format), int(header.frames))
+    warning = None
+    if n_samples < declared:
+        warning = (
+            f"truncated: header says {declared / rate:.1f} s, {n_samples / rate:.2f} s readable"
+        )
+    if n_samples <= 0:
+        why = f"{warning}" if warning else f"header only, {size} bytes"
+        raise AudioError(f"{p}: contains no audio samples ({why})")
     return AudioInfo(
         path=str(p),
-        sample_rate=int(header.samplerate),
-        n_samples=int(header.frames),
+        sample_rate=rate,
+        n_samples=n_samples,
         channels=int(header.channels),
-        duration_s=header.frames / header.samplerate,
+        duration_s=n_samples / rate,
         format=str(header.format),
         subtype=str(header.subtype),
+        warning=warning,
     )
+
+
+def _info_warned(path: str | os.PathLike) -> AudioInfo:
+    """:func:`info`, emitting a :class:`TruncatedAudioWarning` for a file cut short."""
+    meta = info(path)
+    if meta.warning:
+        warnings.warn(f"{meta.path}: {meta.warning}", TruncatedAudioWarning, stacklevel=3)
+    return meta
 
 
 def _unsupported_container(path: Path) -> str | None:
@@ -148,35 +183,6 @@ def _unsupported_container(path: Path) -> str | None:
     if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xF6) == 0xF0:  # ADTS sync, layer bits 00
         return "AAC (ADTS)"
     return None
-
-
-def _check_riff_data_size(path: Path, file_size: int) -> None:
-    """Raise if a RIFF/WAVE file's ``data`` chunk declares more bytes than the file holds.
-
-    libsndfile silently shortens such files to what is there; a cut-off recording must not pass as
-    a complete one. Unknown-length headers (size 0 or 0xFFFFFFFF, from streaming recorders) pass.
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return  # RF64 / RIFX / W64: trust libsndfile
-        position = 12
-        for _ in range(256):  # a WAV has a handful of chunks before ``data``
-            handle.seek(position)
-            chunk = handle.read(8)
-            if len(chunk) < 8:
-                return
-            chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if chunk_id == b"data":
-                available = file_size - position - 8
-                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
-                    raise AudioError(
-                        f"{path}: truncated WAV: the data chunk declares {chunk_size} bytes "
-                        f"but only {available} follow (to keep what is there, re-encode it: "
-                        f"`ffmpeg -i '{path.name}' '{path.stem}.flac'`)"
-                    )
-                return
-            position += 8 + chunk_size + (chunk_size & 1)
 
 
 def _check_rate(path: str, sample_rate: int | None) -> None:
@@ -259,13 +265,14 @@ def load(
             rate); None reads to the end.
 
     Returns:
-        ``(audio, rate)``: ``audio`` (n_samples,) float32 and its sample rate in Hz.
+        ``(audio, rate)``: ``audio`` (n_samples,) float32 and its sample rate in Hz. Of a truncated
+        WAV or FLAC, the readable part (a :class:`TruncatedAudioWarning` says so).
 
     Raises:
-        AudioError: everything :func:`info` rejects, decoding errors and short reads (truncated or
-            corrupt data), NaN/Inf samples, channel out of range, a span outside the recording.
+        AudioError: everything :func:`info` rejects, decoding errors and short reads (corrupt
+            data), NaN/Inf samples, channel out of range, a span outside the readable recording.
     """
-    meta = info(path)
+    meta = _info_warned(path)
     _check_channel(meta, channel)
     _check_rate(meta.path, sample_rate)
     start, n_frames = _span(meta, start_s, duration_s)
@@ -399,7 +406,7 @@ def stream(
     Raises:
         AudioError: as :func:`load`, raised when the bad part is reached (header problems at once).
     """
-    meta = info(path)
+    meta = _info_warned(path)
     _check_channel(meta, channel)
     _check_rate(meta.path, sample_rate)
     hop_s = block_s if hop_s is None else hop_s

@@ -48,14 +48,15 @@ def test_round_trip(tmp_path, events):
     assert_same_events(back, events.assign(source="audacity"))
 
 
-def test_writer_refuses_tabs_and_several_recordings(tmp_path):
+def test_writer_refuses_several_recordings_and_escapes_tabs(tmp_path):
     two = make_events([{"start_s": 0, "end_s": 1, "recording": r} for r in ("a", "b")])
     with pytest.raises(ValueError, match="one file per recording"):
         audacity.write(two, tmp_path / "x.txt")
-    tab = make_events([{"start_s": 0, "end_s": 1, "label": "a\tb"}])
-    with pytest.raises(ValueError, match="row 0: label"):
-        audacity.write(tab, tmp_path / "x.txt")
     assert not (tmp_path / "x.txt").exists()
+    tab = make_events([{"start_s": 0, "end_s": 1, "label": "a\tb"}])
+    with pytest.warns(UserWarning, match=r"row 0: label 'a\\tb' -> 'a\\\\tb'"):
+        audacity.write(tab, tmp_path / "x.txt")
+    assert list(audacity.read(tmp_path / "x.txt")["label"]) == ["a\\tb"]
 
 
 def test_real_box_track(shared_data):

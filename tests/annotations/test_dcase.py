@@ -71,5 +71,6 @@ def test_round_trip(tmp_path):
     back = read_annotations(path, "dcase")
     assert_same_events(back, events)
     assert list(back["dcase_status"]) == ["POS", "UNK", "POS"]
-    with pytest.raises(ValueError, match="some events have no label"):
-        dcase.write(events.assign(label=["", "x", "y"]), path)
+    with pytest.warns(UserWarning, match="'' -> 'unlabelled', 'Starttime' -> 'Starttime_'"):
+        dcase.write(events.assign(label=["", "Starttime", "y"]), path)
+    assert list(read_annotations(path, "dcase")["label"]) == ["unlabelled", "Starttime_", "y"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from biomae.annotations import FORMATS, format_module, read_annotations, write_annotations
@@ -50,3 +52,33 @@ def test_missing_file_is_named(tmp_path):
     for name in sorted(FORMATS):
         with pytest.raises(EventTableError, match=r"nope\.txt: annotation file not found"):
             read_annotations(tmp_path / "nope.txt", name)
+
+
+def test_a_notmat_with_a_tab_label_converts_to_raven(tmp_path):
+    import scipy.io
+
+    source = tmp_path / "song.wav.not.mat"
+    labels = "a\tb"  # evsonganaly saved a tab as a syllable label
+    onsets, offsets = [100.0, 300.0, 500.0], [200.0, 400.0, 600.0]
+    scipy.io.savemat(source, {"onsets": onsets, "offsets": offsets, "labels": labels, "Fs": 32e3})
+    events = read_annotations(source, "notmat")
+    with pytest.warns(UserWarning, match=r"1 cell\(s\) held a tab.*'\\t' -> '\\\\t'"):
+        write_annotations(events, tmp_path / "song.selections.txt", "raven")
+    back = read_annotations(tmp_path / "song.selections.txt", "raven")
+    assert list(back["label"]) == ["a", "\\t", "b"] and len(back) == len(events)
+
+
+@pytest.mark.parametrize("name", sorted(WRITABLE))
+def test_every_writer_writes_every_readable_table(tmp_path, name):
+    """Labels that some format cannot hold are written in a form it can, with a warning."""
+    rows = [(0.0, 1.0, "a\tb"), (0.5, 1.5, ""), (2.0, 2.5, "Starttime"), (3.0, 3.5, "a\nb")]
+    events = make_events(
+        [{"start_s": s, "end_s": e, "label": x} for s, e, x in rows], recording="rec.wav"
+    )
+    path = tmp_path / f"rec{format_module(name).SUFFIX}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the formats that rename say so
+        write_annotations(events, path, name, **WRITE_OPTIONS.get(name, {}))
+    back = read_annotations(path, name)
+    assert len(back) == len(events)
+    assert sorted(back["start_s"].tolist()) == pytest.approx([0.0, 0.5, 2.0, 3.0], abs=1e-4)

@@ -35,8 +35,11 @@ def test_single_syllable_and_mismatched_labels(tmp_path):
     scipy.io.savemat(path, {"onsets": [1.0, 2.0], "offsets": [1.5, 2.5], "labels": "a"})
     with pytest.raises(EventTableError, match="2 onsets, 2 offsets and 1 labels"):
         notmat.read(path)
-    with pytest.raises(ValueError, match="not one character"):
-        notmat.write(make_events([{"start_s": 0, "end_s": 1, "label": "ab"}]), tmp_path / "x")
+    labels = ["ab", "a", "", "ab"]
+    table = make_events([{"start_s": i, "end_s": i + 1, "label": x} for i, x in enumerate(labels)])
+    with pytest.warns(UserWarning, match="2 label.* not one character.*'ab' -> 'b', '' -> 'c'"):
+        notmat.write(table, tmp_path / "x.not.mat")
+    assert notmat.read(tmp_path / "x.not.mat")["label"].str.cat() == "bacb"
 
 
 def test_real_files(shared_data):

@@ -85,14 +85,16 @@ def test_structural_error_names_line_and_bad_interval(tmp_path):
         assert len(textgrid.read(path, lenient=True)) == 1
 
 
-def test_writer_refuses_overlaps_and_empty_labels(tmp_path):
-    overlap = make_events(
-        [{"start_s": 0, "end_s": 2, "label": "a"}, {"start_s": 1, "end_s": 3, "label": "b"}]
-    )
-    with pytest.raises(ValueError, match="row 1 .* overlaps"):
-        textgrid.write(overlap, tmp_path / "o.TextGrid")
-    with pytest.raises(ValueError, match="empty label"):
-        textgrid.write(make_events([{"start_s": 0, "end_s": 1}]), tmp_path / "o.TextGrid")
+def test_writer_keeps_overlaps_empty_labels_and_instants(tmp_path):
+    rows = [(0, 2, "a"), (1, 3, "b"), (1.5, 1.6, ""), (4, 4, "p")]
+    table = make_events([{"start_s": s, "end_s": e, "label": x} for s, e, x in rows])
+    with pytest.warns(UserWarning, match="1 empty label.*3 interval tiers; 1 zero-length"):
+        textgrid.write(table, tmp_path / "o.TextGrid")
+    back = textgrid.read(tmp_path / "o.TextGrid").sort_values("start_s")
+    assert list(back["label"]) == ["a", "b", "?"]  # the instant is in a point tier
+    assert list(back["tier"]) == ["events", "events 2", "events 3"]
+    text = (tmp_path / "o.TextGrid").read_text()
+    assert 'class = "TextTier"' in text and "number = 4.0" in text and 'mark = "p"' in text
 
 
 @st.composite

@@ -82,21 +82,34 @@ def parse_float(text: object, what: str) -> float:
         raise ValueError(f"{what} is not a number: {stripped!r}") from None
 
 
-def check_strings(events: pd.DataFrame, where: str, forbidden: str = "\t\r\n") -> None:
-    """Refuse to write string cells that contain a separator (the file would not read back).
+_ESCAPES = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
 
-    Raises:
-        ValueError: naming ``where``, the row, the column and the value.
+
+def sanitise_strings(events: pd.DataFrame, where: str, forbidden: str = "\t\r\n") -> pd.DataFrame:
+    """The table with every tab / line break in its string cells written as ``\\t`` / ``\\n``
+    (``\\r``), for formats that cannot hold them; a warning names the file, the count and the
+    first change. The table itself is returned when nothing needs replacing.
     """
+    changed, first = 0, ""
+    events = events.copy()
     for name in ("recording", "label", "taxon", "individual", "call_type", "source"):
         values = events[name].astype(str)
-        bad = values.map(lambda v: any(c in v for c in forbidden))
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(
-                f"{where}: row {i}: {name} {values.iloc[i]!r} contains a tab or line break, "
-                "which this format cannot hold"
-            )
+        bad = values.map(lambda v: any(c in v for c in forbidden)).to_numpy()
+        if not bad.any():
+            continue
+        fixed = values[bad].map(lambda v: "".join(_ESCAPES.get(c, c) for c in v))
+        if not changed:
+            i = int(np.flatnonzero(bad)[0])
+            first = f"row {i}: {name} {values.iloc[i]!r} -> {fixed.iloc[0]!r}"
+        changed += int(bad.sum())
+        events.loc[bad, name] = fixed.to_numpy()
+    if changed:
+        warnings.warn(
+            f"{where}: {changed} cell(s) held a tab or line break, which this format cannot hold; "
+            f"written escaped ({first})",
+            stacklevel=3,
+        )
+    return events
 
 
 def format_float(value: float) -> str:
@@ -129,7 +142,8 @@ def finish_events(
         unparsed: (line, reason) of lines that could not even become a row.
 
     Returns:
-        The event table (fresh index) with ``attrs["skipped"]`` (list of "file:line: reason").
+        The event table (fresh index) with ``attrs["skipped"]`` (list of "file:line: reason") and
+        ``attrs["lines"]`` (the source line, or place, of each row kept).
 
     Raises:
         EventTableError: strict mode, naming the first bad row's file and line and how many more.
@@ -165,6 +179,7 @@ def finish_events(
         events = events.drop(index=sorted(issues)).reset_index(drop=True)
     events = validate_events(events, sample_rate=sample_rate, where=where)
     events.attrs["skipped"] = skipped
+    events.attrs["lines"] = [lines[i] for i in range(len(lines)) if i not in issues]
     return events
 
 

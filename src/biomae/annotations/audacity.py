@@ -20,11 +20,11 @@ import pandas as pd
 
 from biomae._io import atomic_open
 from biomae.annotations._common import (
-    check_strings,
     finish_events,
     format_float,
     parse_float,
     read_text,
+    sanitise_strings,
 )
 from biomae.annotations.schema import validate_events
 
@@ -120,11 +120,13 @@ def write(events: pd.DataFrame, path: str | Path) -> None:
 
     Raises:
         EventTableError: the table breaks the schema.
-        ValueError: a label holds a tab or line break, or the table holds several recordings.
+        ValueError: the table holds several recordings.
+
+    Tabs and line breaks in labels are written escaped (``\\t``), with a warning.
     """
     where = str(path)
     validate_events(events, where=where)
-    check_strings(events, where)
+    events = sanitise_strings(events, where)
     recordings = events["recording"].unique()
     if len(recordings) > 1:
         raise ValueError(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -81,19 +82,17 @@ def read(path: str | Path, *, lenient: bool = False) -> pd.DataFrame:
 def write(events: pd.DataFrame, path: str | Path) -> None:
     """Write an event table as a DCASE few-shot CSV, atomically.
 
+    Labels a class column cannot carry are renamed, with a warning: an empty label beside others
+    becomes ``unlabelled``; a label named like a fixed column (``Starttime``) gets a ``_`` appended.
+
     Raises:
         EventTableError: the table breaks the schema.
-        ValueError: some events labelled and others not, or a label named like a fixed column.
     """
     where = str(path)
     validate_events(events, where=where)
+    events = _class_column_labels(events, where)
     labels = list(dict.fromkeys(events["label"]))
-    if "" in labels and len(labels) > 1:
-        raise ValueError(f"{where}: some events have no label; DCASE class columns need one each")
     classes = [] if labels == [""] else labels
-    clash = [c for c in classes if c in FIXED]
-    if clash:
-        raise ValueError(f"{where}: label {clash[0]!r} is also a fixed DCASE column name")
     status = (
         events["dcase_status"] if "dcase_status" in events else pd.Series(["POS"] * len(events))
     )
@@ -105,3 +104,25 @@ def write(events: pd.DataFrame, path: str | Path) -> None:
             cells = [state if c == row.label else "NEG" for c in classes]
             times = [format_float(row.start_s), format_float(row.end_s)]
             writer.writerow([row.recording, *times, *cells])
+
+
+def _class_column_labels(events: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Labels renamed (warned) where they cannot name a class column (see :func:`write`)."""
+    labels = list(dict.fromkeys(events["label"]))
+    mapping = {}
+    if "" in labels and len(labels) > 1:
+        mapping[""] = "unlabelled"
+    for label in labels:
+        new = mapping.get(label, label)
+        while new in FIXED or (new != label and new in labels and new not in mapping):
+            new += "_"
+        if new != label:
+            mapping[label] = new
+    if not mapping:
+        return events
+    warnings.warn(
+        f"{where}: label(s) that cannot name a DCASE class column written as "
+        + ", ".join(f"{k!r} -> {v!r}" for k, v in mapping.items()),
+        stacklevel=3,
+    )
+    return events.assign(label=[mapping.get(label, label) for label in events["label"]])

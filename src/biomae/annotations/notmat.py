@@ -9,6 +9,8 @@ without ``.not.mat`` (``song.cbin.not.mat`` annotates ``song.cbin``). Times in m
 
 from __future__ import annotations
 
+import string
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,20 +76,18 @@ def write(events: pd.DataFrame, path: str | Path, *, sample_rate: int = 32000) -
         path: the output, conventionally ``<audio file>.not.mat``.
         sample_rate: the audio's sample rate, stored as ``Fs``.
 
+    Labels that are not one character (evsonganaly's labels are) are written as single characters
+    not used by the other labels, and a warning gives the mapping (``'song' -> 'a'``).
+
     Raises:
         EventTableError: the table breaks the schema.
-        ValueError: a label that is not exactly one character, or several recordings.
+        ValueError: several recordings.
     """
     import scipy.io
 
     where = str(path)
     validate_events(events, where=where)
-    bad = [i for i, label in enumerate(events["label"]) if len(label) != 1]
-    if bad:
-        raise ValueError(
-            f"{where}: row {bad[0]}: label {events['label'].iloc[bad[0]]!r} is not one character "
-            f"(evsonganaly labels are single characters); {len(bad)} such row(s)"
-        )
+    events = _single_character_labels(events, where)
     if events["recording"].nunique() > 1:
         raise ValueError(f"{where}: several recordings; write one .not.mat per recording")
     fname = events["recording"].iloc[0] if len(events) else ""
@@ -104,3 +104,26 @@ def write(events: pd.DataFrame, path: str | Path, *, sample_rate: int = 32000) -
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         scipy.io.savemat(handle, mat)
+
+
+def _single_character_labels(events: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``events`` with each label of another length replaced by a free character (warned)."""
+    labels = list(dict.fromkeys(events["label"]))
+    long = [label for label in labels if len(label) != 1]
+    if not long:
+        return events
+    taken = {label for label in labels if len(label) == 1}
+    free = [c for c in string.ascii_letters + string.digits + string.punctuation if c not in taken]
+    if len(long) > len(free):
+        raise ValueError(
+            f"{where}: {len(long)} labels are not one character and only {len(free)} characters "
+            "are free to stand for them; map the labels to single characters first"
+        )
+    mapping = dict(zip(long, free, strict=False))
+    shown = ", ".join(f"{k!r} -> {v!r}" for k, v in list(mapping.items())[:10])
+    warnings.warn(
+        f"{where}: {len(long)} label(s) are not one character, as evsonganaly needs; written as "
+        f"{shown}" + (", ..." if len(mapping) > 10 else ""),
+        stacklevel=3,
+    )
+    return events.assign(label=[mapping.get(label, label) for label in events["label"]])

@@ -38,11 +38,11 @@ import pandas as pd
 
 from biomae._io import atomic_open
 from biomae.annotations._common import (
-    check_strings,
     finish_events,
     format_float,
     parse_float,
     read_text,
+    sanitise_strings,
 )
 from biomae.annotations.schema import EventTableError, concat_events, validate_events
 
@@ -240,11 +240,13 @@ def write(
 
     Raises:
         EventTableError: the table breaks the schema (or has a box above Nyquist).
-        ValueError: several recordings without ``durations_s``, or a cell holding a tab.
+        ValueError: several recordings without ``durations_s``.
+
+    Tabs and line breaks in string cells are written escaped (``\\t``), with a warning.
     """
     where = str(path)
     validate_events(events, sample_rate=sample_rate, where=where)
-    check_strings(events, where)
+    events = sanitise_strings(events, where)
     recordings = list(dict.fromkeys(events["recording"]))
     file_start_s = {r: 0.0 for r in recordings}
     if len(recordings) > 1:

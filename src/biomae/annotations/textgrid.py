@@ -11,15 +11,17 @@ strings with ``""`` for a quote, and ``<exists>``/``<absent>`` flags); every oth
   not intervals: they are skipped by default, and naming one is an error.
 - ``recording`` defaults to the file name without ``.TextGrid``.
 
-Writing produces one interval tier (long text format, UTF-8) from 0 to ``duration_s`` (default: the
-last end): events become intervals, the gaps between them empty intervals. An interval tier cannot
-hold overlapping, empty-label or zero-length events: those are refused with the row named.
+Writing produces interval tiers (long text format, UTF-8) from 0 to ``duration_s`` (default: the
+last end): events become intervals, the gaps between them empty intervals. What one interval tier
+cannot hold (overlapping, empty-label or zero-length events) is written elsewhere, with a warning
+(see :func:`write`).
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -148,18 +150,22 @@ def write(
     tier_name: str = "events",
     duration_s: float | None = None,
 ) -> None:
-    """Write events as a one-tier TextGrid (long text format), atomically.
+    """Write events as interval tiers (long text format), atomically.
+
+    What one interval tier cannot hold is written so that nothing is lost, with a warning: events
+    overlapping an earlier one go to further tiers (``events 2``, ...; the reader reads every
+    interval tier); zero-length events go to a point tier ``<tier_name> (instants)`` (readers of
+    intervals skip it); an empty label becomes ``?`` (an empty interval is a gap).
 
     Args:
-        events: a valid event table of one recording, events not overlapping.
+        events: a valid event table of one recording.
         path: the ``.TextGrid`` file.
-        tier_name: the name of the interval tier.
+        tier_name: the name of the (first) interval tier.
         duration_s: the TextGrid's end (s); default the last event's end.
 
     Raises:
         EventTableError: the table breaks the schema.
-        ValueError: several recordings, overlapping, zero-length or empty-label events, or an
-            event after ``duration_s``.
+        ValueError: several recordings, or an event after ``duration_s``.
     """
     where = str(path)
     validate_events(events, where=where)
@@ -170,38 +176,66 @@ def write(
     duration_s = end_all if duration_s is None else float(duration_s)
     if end_all > duration_s:
         raise ValueError(f"{where}: an event ends at {end_all} s, after duration_s={duration_s}")
-    intervals: list[tuple[float, float, str]] = []
-    cursor = 0.0
-    for index, row in order.iterrows():
-        problem = ""
-        if row["start_s"] < cursor:
-            problem = f"overlaps the event before it (which ends at {cursor} s)"
-        elif row["end_s"] <= row["start_s"]:
-            problem = "has zero length"
-        elif not str(row["label"]).strip():
-            problem = "has an empty label (an empty interval is a gap)"
-        if problem:
-            raise ValueError(f"{where}: row {index} ({row['start_s']}-{row['end_s']} s) {problem}")
-        if row["start_s"] > cursor:
-            intervals.append((cursor, row["start_s"], ""))
-        intervals.append((row["start_s"], row["end_s"], str(row["label"])))
-        cursor = row["end_s"]
-    if duration_s > cursor or not intervals:
-        intervals.append((cursor, max(duration_s, cursor), ""))
+    layers: list[list[tuple[float, float, str]]] = [[]]
+    cursors, points, blank = [0.0], [], 0
+    for row in order.itertuples(index=False):
+        label = str(row.label)
+        if not label.strip():
+            label, blank = "?", blank + 1
+        if row.end_s <= row.start_s:
+            points.append((row.start_s, label))
+            continue
+        layer = next((k for k, c in enumerate(cursors) if row.start_s >= c), len(cursors))
+        if layer == len(cursors):
+            layers.append([])
+            cursors.append(0.0)
+        if row.start_s > cursors[layer]:
+            layers[layer].append((cursors[layer], row.start_s, ""))
+        layers[layer].append((row.start_s, row.end_s, label))
+        cursors[layer] = row.end_s
+    for layer, cursor in zip(layers, cursors, strict=True):
+        if duration_s > cursor or not layer:
+            layer.append((cursor, max(duration_s, cursor), ""))
+    _warn_rewritten(where, blank, len(layers) - 1, len(points), tier_name)
+    names = [tier_name] + [f"{tier_name} {k}" for k in range(2, len(layers) + 1)]
+    tiers = [_interval_tier(n, layer, duration_s) for n, layer in zip(names, layers, strict=True)]
+    if points:
+        tiers.append(_point_tier(f"{tier_name} (instants)", points, duration_s))
     xmax = format_float(duration_s)
-    out = [
-        'File type = "ooTextFile"',
-        'Object class = "TextGrid"',
-        "",
-        "xmin = 0",
-        f"xmax = {xmax}",
-    ]
-    out += ["tiers? <exists>", "size = 1", "item []:", "    item [1]:"]
-    tier = ['class = "IntervalTier"', f"name = {_quote(tier_name)}", "xmin = 0", f"xmax = {xmax}"]
-    tier.append(f"intervals: size = {len(intervals)}")
+    out = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0"]
+    out += [f"xmax = {xmax}", "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    for number, tier in enumerate(tiers, start=1):
+        out += [f"    item [{number}]:"] + [" " * 8 + line for line in tier]
+    with atomic_open(path) as handle:
+        handle.write("\n".join(out) + "\n")
+
+
+def _warn_rewritten(where: str, blank: int, extra_tiers: int, points: int, tier_name: str) -> None:
+    parts = []
+    if blank:
+        parts.append(f"{blank} empty label(s) written as '?'")
+    if extra_tiers:
+        parts.append(f"overlapping events spread over {extra_tiers + 1} interval tiers")
+    if points:
+        parts.append(f"{points} zero-length event(s) in point tier '{tier_name} (instants)'")
+    if parts:
+        message = f"{where}: {'; '.join(parts)} (one interval tier cannot hold them)"
+        warnings.warn(message, stacklevel=3)
+
+
+def _interval_tier(name: str, intervals: list[tuple[float, float, str]], duration_s: float) -> list:
+    tier = ['class = "IntervalTier"', f"name = {_quote(name)}", "xmin = 0"]
+    tier += [f"xmax = {format_float(duration_s)}", f"intervals: size = {len(intervals)}"]
     for number, (start_s, end_s, text) in enumerate(intervals, start=1):
         tier += [f"intervals [{number}]:", f"    xmin = {format_float(start_s)}"]
         tier += [f"    xmax = {format_float(end_s)}", f"    text = {_quote(text)}"]
-    out += [" " * 8 + line for line in tier]
-    with atomic_open(path) as handle:
-        handle.write("\n".join(out) + "\n")
+    return tier
+
+
+def _point_tier(name: str, points: list[tuple[float, str]], duration_s: float) -> list:
+    tier = ['class = "TextTier"', f"name = {_quote(name)}", "xmin = 0"]
+    tier += [f"xmax = {format_float(duration_s)}", f"points: size = {len(points)}"]
+    for number, (time_s, mark) in enumerate(points, start=1):
+        tier += [f"points [{number}]:", f"    number = {format_float(time_s)}"]
+        tier += [f"    mark = {_quote(mark)}"]
+    return tier

@@ -10,12 +10,14 @@ sample, the format's resolution.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from biomae._io import atomic_write_text
-from biomae.annotations._common import check_strings, finish_events, read_text
+from biomae.annotations._common import finish_events, read_text, sanitise_strings
 from biomae.annotations.schema import validate_events
 
 SUFFIX = ".phn"
@@ -72,11 +74,18 @@ def write(events: pd.DataFrame, path: str | Path, *, sample_rate: int = DEFAULT_
 
     Raises:
         EventTableError: the table breaks the schema.
-        ValueError: several recordings, or a label with a line break.
+        ValueError: several recordings.
+
+    Line breaks in labels are written escaped (``\\n``) and empty labels as ``?`` (a TIMIT line
+    needs one), with a warning.
     """
     where = str(path)
     validate_events(events, where=where)
-    check_strings(events, where, forbidden="\r\n")
+    events = sanitise_strings(events, where, forbidden="\r\n")
+    blank = (events["label"].str.strip() == "").to_numpy()
+    if blank.any():
+        warnings.warn(f"{where}: {int(blank.sum())} empty label(s) written as '?'", stacklevel=2)
+        events = events.assign(label=np.where(blank, "?", events["label"]))
     if events["recording"].nunique() > 1:
         raise ValueError(f"{where}: several recordings; write one TIMIT file per recording")
     out = [

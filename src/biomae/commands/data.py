@@ -32,11 +32,20 @@ def add_parser(subparsers) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_LazyParser)
     sub.required = True
 
-    p = sub.add_parser("datasets", help="list the datasets biomae can import")
+    p = sub.add_parser(
+        "datasets",
+        help="list the datasets biomae can import",
+        description="List the registered datasets: name, task, taxa and license.",
+    )
     p.add_argument("--verbose", action="store_true", help="also print URL, citation and layout")
     p.set_defaults(run=run_datasets)
 
-    p = sub.add_parser("import", help="import a local copy of a registered dataset")
+    p = sub.add_parser(
+        "import",
+        help="import a local copy of a registered dataset",
+        description="Convert a local copy of dataset NAME (`shared` for the shared data folder) "
+        "into the catalog; re-importing replaces that dataset's rows.",
+    )
     p.add_argument("dataset", metavar="NAME", help="dataset name (see `biomae data datasets`)")
     p.add_argument("path", metavar="PATH", help="folder holding the dataset as downloaded")
     _catalog_arg(p)
@@ -44,7 +53,15 @@ def add_parser(subparsers) -> None:
     _prepare_arg(p)
     p.set_defaults(run=run_import)
 
-    p = sub.add_parser("add", help="add audio files with annotation files beside them")
+    p = sub.add_parser(
+        "add",
+        help="add audio files with annotation files beside them",
+        description="Add audio files (or folders of them) to the catalog, each paired with the "
+        "annotation file of --format beside it: a.wav with a.selections.txt or "
+        "a.Table.1.selections.txt (raven), a.wav.not.mat or a.cbin.not.mat (notmat), ... "
+        "Audio without annotation is added unlabeled; audio and annotation files left unpaired "
+        "are listed in warnings.",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     p.add_argument("--format", required=True, metavar="FMT", help="annotation format, e.g. raven")
     p.add_argument("--dataset", default="local", help="dataset name in the catalog (default local)")
@@ -73,6 +90,7 @@ def add_parser(subparsers) -> None:
         "recordings view, e.g. \"dataset = 'shared' AND annotation = 'full'\"",
     )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="decoding processes (default 2)")
+    _progress_arg(p)
     p.add_argument(
         "--prune", action="store_true",
         help="also delete stored files of recordings no longer in the catalog",
@@ -81,14 +99,23 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run_prepare)
 
     p = sub.add_parser(
-        "query", help="run SQL over the catalog (views recordings, events, label_map)"
+        "query",
+        help="run SQL over the catalog (views recordings, events, label_map)",
+        description="Run a DuckDB SQL query over the catalog's views recordings, events and "
+        "label_map, and print the result.",
     )
-    p.add_argument("sql", metavar="SQL")
+    p.add_argument(
+        "sql", metavar="SQL", help='the query, e.g. "SELECT label, count(*) FROM events GROUP BY 1"'
+    )
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     _catalog_arg(p)
     p.set_defaults(run=run_query)
 
-    p = sub.add_parser("stats", help="recordings, hours, events and sample rates per dataset")
+    p = sub.add_parser(
+        "stats",
+        help="recordings, hours, events and sample rates per dataset",
+        description="Print recordings, hours, events and sample rates per dataset and taxon.",
+    )
     _catalog_arg(p)
     p.set_defaults(run=run_stats)
 
@@ -146,6 +173,14 @@ def _prepare_arg(parser: argparse.ArgumentParser) -> None:
         "--prepare", type=int, metavar="HZ",
         help="then prepare the catalog's recordings at HZ (as `biomae data prepare`)",
     )  # fmt: skip
+    _progress_arg(parser)
+
+
+def _progress_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false",
+        help="no progress bar while preparing (default: shown on a terminal)",
+    )  # fmt: skip
 
 
 def _unavailable(name: str, err: Exception) -> int:
@@ -181,6 +216,10 @@ def _report(summary) -> None:
         print(f"skipped {row}", file=sys.stderr)
     if summary.skipped:
         print(f"{len(summary.skipped)} malformed annotation row(s) skipped (--lenient)")
+    for row in summary.clipped:
+        print(f"clipped {row}", file=sys.stderr)
+    if summary.clipped:
+        print(f"{len(summary.clipped)} event(s) clipped to their recording's end (--lenient)")
     print(
         f"{summary.dataset}: {summary.n_recordings} recordings ({summary.hours:.2f} h), "
         f"{summary.n_events} events; replaced {summary.replaced_recordings} earlier recordings; "
@@ -223,7 +262,8 @@ def _add_and_report(command: str, args: argparse.Namespace, add) -> int:
         if "(lenient=True)" not in str(warning.message):  # the skipped rows are listed instead
             print(f"warning: {warning.message}", file=sys.stderr)
     _report(summary)
-    return _prepare(args.catalog, args.prepare, where=_dataset_rows(args.dataset))
+    where = _dataset_rows(args.dataset)
+    return _prepare(args.catalog, args.prepare, where=where, progress=args.progress)
 
 
 def _dataset_rows(dataset: str) -> str:
@@ -231,7 +271,9 @@ def _dataset_rows(dataset: str) -> str:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    code = _prepare(args.catalog, args.sample_rate, args.dtype, args.where, args.workers)
+    code = _prepare(
+        args.catalog, args.sample_rate, args.dtype, args.where, args.workers, args.progress
+    )
     if args.prune and code != 2:
         from biomae.datasets.catalog import Catalog
 
@@ -247,6 +289,7 @@ def _prepare(
     dtype: str = "int16",
     where: str | None = None,
     workers: int = 2,
+    progress: bool = True,
 ) -> int:
     """Prepare the recordings (``where``) at ``sample_rate``; 0, or 1 when some failed."""
     if sample_rate is None:
@@ -255,7 +298,9 @@ def _prepare(
 
     from biomae.datasets.catalog import Catalog
 
-    bar = tqdm(total=0, unit="file", desc="prepare", disable=None, file=sys.stderr)
+    bar = tqdm(
+        total=0, unit="file", desc="prepare", disable=None if progress else True, file=sys.stderr
+    )
 
     def progress(done: int, total: int) -> None:
         bar.total = total

@@ -1,9 +1,10 @@
-"""``biomae evaluate``: score prediction tables against reference tables, no model needed.
+"""biomae evaluate: score prediction tables against reference tables, no model needed.
 
     biomae evaluate --pred birdnet/ --ref human/ --match-labels --label-map map.csv --out eval/
 
-Files are paired by recording name (see :mod:`biomae.evaluate.tables`); the results are written as
-described in :mod:`biomae.evaluate.report`. ``--model M --suite S`` hands over to the benchmark
+Files are paired by recording name (see :mod:`biomae.evaluate.tables`; a ``biomae annotate`` output
+folder is read once, from its per-recording tables); the results are written as described in
+:mod:`biomae.evaluate.report`. ``--model M --suite S`` hands over to the benchmark
 suites of ``biomae.evaluate.benchmarks`` (its ``run(model=, suite=, out_dir=) -> int``).
 """
 
@@ -20,9 +21,14 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="score prediction tables against reference tables (event/frame F1, AP)",
-        description=__doc__.split("\n\n")[0],
+        description="Score prediction tables against reference tables (no model needed), pairing "
+        "files by recording name; a `biomae annotate` output folder can be given as --pred. With "
+        "--model and --suite, score a model on a benchmark suite instead.",
     )
-    p.add_argument("--pred", type=Path, help="prediction file or folder")
+    p.add_argument(
+        "--pred", type=Path,
+        help="prediction file or folder (a `biomae annotate` output folder is read once)",
+    )  # fmt: skip
     p.add_argument("--ref", type=Path, help="reference (ground-truth) file or folder")
     p.add_argument("--pred-format", help="format of the predictions (default: guessed per file)")
     p.add_argument("--ref-format", help="format of the references (default: guessed per file)")
@@ -48,7 +54,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--frame-s", type=float, default=0.01, help="frame length of frame F1, s")
     p.add_argument("--label-map", type=Path, help="CSV 'from,to' applied to both sides' labels")
     p.add_argument("--regions", type=Path, help="CSV 'recording,start_s,end_s' of annotated spans")
-    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="DIR",
+        help="output folder for metrics.csv, metrics.json, per_recording.csv and the PR curve",
+    )  # fmt: skip
     p.add_argument("--model", help="score a model on a benchmark suite instead of tables")
     p.add_argument("--suite", help="benchmark suite for --model: dev, synth, seed, embeddings")
     p.add_argument(
@@ -72,8 +81,8 @@ def _options(items: list[str]) -> dict[str, str]:
 
 
 def _run_suite(args) -> int:
-    if not args.suite or not args.out:
-        print("biomae evaluate: --model needs --suite and --out", file=sys.stderr)
+    if not args.suite:
+        print("biomae evaluate: --model needs --suite", file=sys.stderr)
         return 2
     from biomae.evaluate import benchmarks
 
@@ -89,9 +98,9 @@ def _run_suite(args) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.model:
         return _run_suite(args)
-    if args.pred is None or args.ref is None or args.out is None:
+    if args.pred is None or args.ref is None:
         print(
-            "biomae evaluate: give --pred, --ref and --out (or --model and --suite)",
+            "biomae evaluate: give --pred and --ref (or --model and --suite)",
             file=sys.stderr,
         )
         return 2

@@ -236,6 +236,7 @@ class ImportSummary:
     replaced_recordings: int
     n_duplicates: int
     skipped: tuple[str, ...] = ()  # malformed annotation rows skipped (lenient), "file:line: why"
+    clipped: tuple[str, ...] = ()  # events clipped to their recording's end (lenient), likewise
 
 
 class Catalog:

@@ -16,12 +16,21 @@ Formats are guessed, when not given, from the suffix and, for ``.txt`` / ``.csv`
 first line (see :func:`guess_format`). In a folder, every file (recursively, sorted, hidden ones
 and audio excluded) whose format can be guessed, or whose suffix fits the given format, is read;
 the others are listed as skipped, never dropped silently. A file that fits but does not parse is
-an error naming the file.
+an error naming the file. A folder in which one recording's events come from more than one file (a
+per-recording table beside a run-wide one, say) is refused: summing them would count every event
+twice.
+
+A ``biomae annotate`` output folder (``run.json`` or ``manifest*.jsonl`` beside its ``.biomae``
+state) is recognised and its predictions are read once, from the per-recording state tables of the
+recordings its ``summary.csv`` lists as done (each such recording is declared, empty or not); the
+recordings that failed in the run are listed as skipped, with their error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -204,6 +213,8 @@ def read_tables(
         events, file_key = _read_file(path, fmt, options)
         recordings = sorted(set(events["recording"])) if len(events) else [file_key]
         return TableSet(events, recordings, [path], single_file=True)
+    if is_annotate_output(path):
+        return read_annotate_output(path)
     tables, recordings, files, skipped = [], set(), [], []
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = file.relative_to(path)
@@ -221,7 +232,88 @@ def read_tables(
         files.append(file)
     if not files:
         raise ValueError(f"{path}: no annotation file found ({len(skipped)} file(s) skipped)")
+    _refuse_repeated_recordings(path, tables, files)
     return TableSet(concat_events(tables), sorted(recordings), files, skipped)
+
+
+def _refuse_repeated_recordings(folder: Path, tables: list[pd.DataFrame], files: list) -> None:
+    """Raise if one recording key has events in more than one of ``files`` (it would be summed)."""
+    sources: dict[str, list] = {}
+    for events, file in zip(tables, files, strict=True):
+        for key in sorted(set(events["recording"])):
+            sources.setdefault(key, []).append(file)
+    repeated = {key: where for key, where in sources.items() if len(where) > 1}
+    if repeated:
+        key, where = next(iter(repeated.items()))
+        raise ValueError(
+            f"{folder}: {len(repeated)} recording(s) have events in more than one file, e.g. "
+            f"{key!r} in {', '.join(str(f) for f in where[:3])}; scoring them all would count "
+            "those events more than once. Point --pred/--ref at one file, or at a folder holding "
+            "one table per recording (or pass --pred-format/--ref-format to read only one kind)"
+        )
+
+
+def is_annotate_output(folder: Path) -> bool:
+    """Whether ``folder`` is a ``biomae annotate`` output folder (its ``.biomae`` state beside a
+    ``run.json`` or a manifest)."""
+    from biomae.annotate import STATE_DIR
+
+    marked = (folder / "run.json").is_file() or any(folder.glob("manifest*.jsonl"))
+    return marked and (folder / STATE_DIR).is_dir()
+
+
+def read_annotate_output(folder: Path) -> TableSet:
+    """Read the predictions of a ``biomae annotate`` output folder once (see the module docstring).
+
+    Raises:
+        ValueError: the run lists no recording, a done recording's state table is missing, or two
+            recordings share a recording key (same file name in two sub-folders).
+    """
+    from biomae.annotate import STATE_DIR
+
+    entries = _annotate_entries(folder)
+    tables, recordings, files, skipped = [], {}, [], []
+    for entry in entries:
+        key, status = str(entry["key"]), str(entry["status"])
+        if status != "done":
+            skipped.append(f"{entry['path']}: failed in the annotate run ({entry.get('error')})")
+            continue
+        state = folder / STATE_DIR / f"{key}.parquet"
+        if not state.is_file():
+            raise ValueError(
+                f"{state}: missing, though {folder} lists recording {key!r} as done; "
+                "rerun `biomae annotate` on the same inputs and --out to rebuild it"
+            )
+        events = make_events(pd.read_parquet(state))
+        name = recording_key(key)
+        events["recording"] = name
+        if name in recordings:
+            raise ValueError(
+                f"{folder}: recordings {recordings[name]!r} and {key!r} share the name {name!r}, "
+                "and evaluate matches recordings by name; score each sub-folder's tables apart"
+            )
+        recordings[name] = key
+        tables.append(events)
+        files.append(state)
+    if not entries:
+        raise ValueError(f"{folder}: an annotate output folder with no recording in it")
+    return TableSet(concat_events(tables), sorted(recordings), files, skipped)
+
+
+def _annotate_entries(folder: Path) -> list[dict]:
+    """The run's recordings (key, path, status, error): ``summary.csv``, else the manifests (a run
+    that was interrupted before writing its summary)."""
+    summary = folder / "summary.csv"
+    if summary.is_file():
+        table = pd.read_csv(summary, dtype={"key": str, "path": str, "error": str})
+        return table.fillna({"error": ""}).to_dict("records")
+    entries: dict[str, dict] = {}  # the last line per key; a torn last line (a crash) is ignored
+    for manifest in sorted(folder.glob("manifest*.jsonl")):
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                entry = json.loads(line)
+                entries[entry["key"]] = entry
+    return list(entries.values())
 
 
 def pair_single(pred: TableSet, ref: TableSet) -> TableSet:

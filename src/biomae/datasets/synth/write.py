@@ -113,12 +113,19 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--n", type=int, default=20, help="number of soundscapes")
-    parser.add_argument("--duration-s", type=float, default=60.0)
-    parser.add_argument("--sample-rate", type=int, default=32000)
-    parser.add_argument("--density-per-min", type=float, default=20.0)
     parser.add_argument(
-        "--snr-db", type=float, nargs=2, default=(-5.0, 20.0), metavar=("LOW", "HIGH")
+        "--duration-s", type=float, default=60.0, help="length of each soundscape, s (default 60)"
     )
+    parser.add_argument(
+        "--sample-rate", type=int, default=32000, help="output sample rate, Hz (default 32000)"
+    )
+    parser.add_argument(
+        "--density-per-min", type=float, default=20.0, help="calls placed per minute (default 20)"
+    )
+    parser.add_argument(
+        "--snr-db", type=float, nargs=2, default=(-5.0, 20.0), metavar=("LOW", "HIGH"),
+        help="each call's signal-to-noise ratio is drawn from [LOW, HIGH] dB (default -5 20)",
+    )  # fmt: skip
     parser.add_argument(
         "--overlap", type=float, default=0.2, help="probability of overlapping a call"
     )
@@ -131,9 +138,17 @@ def add_arguments(parser) -> None:
         metavar="LABEL=W",
         help="species mix, e.g. a=2 b=1",
     )
-    parser.add_argument("--margin-s", type=float, default=0.02)
-    parser.add_argument("--max-snippets", type=int, default=500)
-    parser.add_argument("--max-backgrounds", type=int, default=50)
+    parser.add_argument(
+        "--margin-s", type=float, default=0.02,
+        help="audio kept around each call's annotated span when it is cut out, s (default 0.02)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-snippets", type=int, default=500, help="call snippets loaded at most (default 500)"
+    )
+    parser.add_argument(
+        "--max-backgrounds", type=int, default=50,
+        help="background recordings loaded at most (default 50)",
+    )  # fmt: skip
     parser.add_argument(
         "--procedural", type=int, default=0, metavar="N", help="add N generated calls to the pool"
     )
@@ -144,7 +159,9 @@ def add_arguments(parser) -> None:
         metavar="P",
         help="probability of a generated coloured-noise background",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed: the same seed gives the same soundscapes"
+    )
 
 
 def run(args) -> int:
