@@ -1,4 +1,5 @@
-"""The default detector: the starter model below 96 kHz, the energy detector for ultrasound."""
+"""The default detector: the starter model where it can hear the calls, the energy detector below
+its band (low sample rates) and for ultrasound, each recording's detector named."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pytest
 import soundfile as sf
 
 from biomae.cli import main
-from biomae.starter import MODEL_ENV
+from biomae.detectors.auto import AutoDetector, half_band_rate_hz
+from biomae.detectors.energy import ULTRASONIC_RATE_HZ, EnergyDetector, EnergyDetectorConfig
+from biomae.infer import InferConfig, ModelDetector
+from biomae.starter import MODEL_ENV, PACKAGED_MODEL
 
 
 def _write(path, sample_rate, seconds=2.0):
@@ -20,6 +24,7 @@ def _write(path, sample_rate, seconds=2.0):
     start = round(0.8 * sample_rate)
     audio[start : start + len(t)] += 0.3 * np.sin(2 * np.pi * sample_rate / 8 * t)
     sf.write(path, audio.astype(np.float32), sample_rate)
+    return path
 
 
 @pytest.fixture
@@ -28,11 +33,12 @@ def mixed(tmp_path):
     root.mkdir()
     _write(root / "bird.wav", 16000)
     _write(root / "bat.wav", 192000)
+    _write(root / "hydrophone.wav", 2000)
     (root / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEgarbage")
     return root
 
 
-def test_auto_routes_ultrasonic_recordings_to_the_energy_detector(
+def test_auto_routes_low_rate_and_ultrasonic_recordings_to_the_energy_detector(
     tiny_detect_model, mixed, tmp_path, monkeypatch
 ):
     monkeypatch.setenv(MODEL_ENV, str(tiny_detect_model))
@@ -46,19 +52,61 @@ def test_auto_routes_ultrasonic_recordings_to_the_energy_detector(
     sources = sources.agg(set)
     assert sources["bird.wav"] == {"biomae-model"}  # threshold 0: the model marks it all
     assert sources["bat.wav"] == {"biomae-energy"}
+    assert sources["hydrophone.wav"] == {"biomae-energy"}
     params = json.loads((out / "run.json").read_text())["detector"]
-    assert params["detector"] == "auto" and params["ultrasonic_rate_hz"] == 96000
+    assert params["detector"] == "auto" and params["ultrasonic_rate_hz"] == ULTRASONIC_RATE_HZ
+    assert params["model"]["detector"] == "starter-model" and "routing" in params
+    # the tiny model listens at 16 kHz through mel bands of 0-8 kHz: half of them need 3.4 kHz
+    assert params["low_rate_hz"] == pytest.approx(half_band_rate_hz(0, 8000))
 
 
-def test_energy_options_choose_the_energy_detector_or_clash_with_a_model(
-    tiny_detect_model, mixed, tmp_path, monkeypatch, capsys
+def test_name_for_says_which_detector_each_recording_goes_to(tiny_detect_model, mixed):
+    model = ModelDetector(tiny_detect_model, InferConfig(bf16=False), name="starter-model")
+    auto = AutoDetector(model, EnergyDetector())
+    assert auto.name_for(mixed / "bird.wav") == "starter-model"
+    assert auto.name_for(mixed / "bat.wav") == "energy"
+    assert auto.name_for(mixed / "hydrophone.wav") == "energy"
+    assert auto.name_for(mixed / "broken.wav") == "starter-model"  # which reports the error
+    assert model.name_for(mixed / "bat.wav") == "starter-model"
+    assert EnergyDetector().name_for(mixed / "bird.wav") == "energy"
+
+
+def test_the_ultrasonic_threshold_is_the_same_for_routing_and_energy_settings(
+    tiny_detect_model, tmp_path
 ):
-    monkeypatch.setenv(MODEL_ENV, str(tiny_detect_model))
-    out = tmp_path / "out"
-    argv = ["annotate", str(mixed / "bird.wav"), "--format", "csv", "--quiet"]
-    assert main([*argv, "--out", str(out), "--on-db", "6"]) == 0
-    assert json.loads((out / "run.json").read_text())["detector"]["detector"] == "energy"
-    code = main(
-        [*argv, "--out", str(tmp_path / "o2"), "--model", str(tiny_detect_model), "--denoise"]
-    )
-    assert code == 2 and "--denoise apply to the energy detector" in capsys.readouterr().err
+    """A file auto calls ultrasonic gets the energy detector's ultrasonic settings, and one it
+    does not (96 kHz, 100 kHz) goes to the model: one threshold, not two."""
+    auto = AutoDetector(ModelDetector(tiny_detect_model, InferConfig(bf16=False)), EnergyDetector())
+    for rate, to_energy in ((96_000, False), (100_000, False), (100_800, True), (192_000, True)):
+        path = _write(tmp_path / f"r{rate}.wav", rate, seconds=1.2)
+        assert auto.name_for(path) == ("energy" if to_energy else "model"), rate
+        ultrasonic = EnergyDetectorConfig().resolved(rate).low_hz == 15_000.0
+        assert ultrasonic == to_energy, rate
+
+
+def test_time_expansion_routes_by_the_rate_the_model_hears(tiny_detect_model, tmp_path):
+    bat = _write(tmp_path / "bat.wav", 250_000, seconds=1.2)
+    slowed = ModelDetector(tiny_detect_model, InferConfig(bf16=False, time_expansion=10))
+    assert AutoDetector(slowed, EnergyDetector()).name_for(bat) == "model"  # heard at 25 kHz
+
+
+def test_half_band_rate_from_the_front_end():
+    # Slaney mel: the middle of 0-16 kHz lies at 2.39 kHz, so 4.8 kHz recordings fill half
+    assert half_band_rate_hz(0, 16000) == pytest.approx(4777, abs=1)
+    assert half_band_rate_hz(0, 8000, "linear") == 8000
+
+
+def test_real_2khz_hydrophone_goes_to_the_energy_detector(shared_data):
+    """ketos_assets' 2-kHz hydrophone file: the starter model would hear a quarter of its bands
+    and finds nothing there; auto sends it to the energy detector, which finds its sounds."""
+    if not PACKAGED_MODEL.is_file():
+        pytest.skip("no packaged starter model")
+    path = shared_data / "audio/ketos/ketos/tests/assets/2min.flac"
+    model = ModelDetector(PACKAGED_MODEL, InferConfig(bf16=False), name="starter-model")
+    auto = AutoDetector(model, EnergyDetector())
+    assert auto.low_rate_hz == pytest.approx(4777, abs=1)
+    assert auto.name_for(path) == "energy"
+    events = auto.detect_file(path)
+    assert len(events) > 0 and set(events["source"]) == {"biomae-energy"}
+    grunt = shared_data / "audio/ketos/ketos/tests/assets/grunt1.flac"  # 96 kHz: audible
+    assert auto.name_for(grunt) == "starter-model"

@@ -204,7 +204,7 @@ def test_annotate_uses_the_installed_starter_model_by_default(
     monkeypatch.setenv("BIOMAE_STARTER_MODEL", str(tiny_detect_model))
     assert main(["annotate", str(recording), "--out", str(tmp_path / "a"), "--quiet"]) == 0
     params = json.loads((tmp_path / "a" / "run.json").read_text())["detector"]
-    assert params["detector"] == "auto" and params["below"]["detector"] == "model"
+    assert params["detector"] == "auto" and params["model"]["detector"] == "starter-model"
     assert (
         main(
             [
@@ -249,3 +249,44 @@ def test_dataloader_workers_give_the_same_scores_and_report_bad_files(
             assert a[1:] == b[1:]
     with pytest.raises(ValueError, match="num_workers"):
         InferConfig(num_workers=-1)
+
+
+@pytest.mark.parametrize(
+    "device_type, flags, expected",
+    [
+        ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False),  # AMD Zen 4/5: no faster, other calls
+        ("cpu", {"avx2"}, False),  # no bf16 instructions: ~40x slower
+        ("cpu", {"avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}, True),  # Sapphire Rapids
+        ("cuda", set(), True),
+    ],
+)
+def test_bf16_auto_only_where_it_is_faster_with_the_same_results(device_type, flags, expected):
+    from biomae.infer import bf16_is_fast
+
+    assert bf16_is_fast(device_type, flags) is expected
+
+
+def test_bf16_auto_is_off_on_an_avx512_bf16_cpu_without_amx(tiny_detect_model, monkeypatch):
+    import biomae.infer as infer
+
+    monkeypatch.setattr(infer, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert ModelDetector(tiny_detect_model, InferConfig(device="cpu")).bf16 is False
+    monkeypatch.setattr(infer, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16", "amx_tile"})
+    assert ModelDetector(tiny_detect_model, InferConfig(device="cpu")).bf16 is True
+    assert ModelDetector(tiny_detect_model, InferConfig(device="cpu", bf16=False)).bf16 is False
+
+
+def test_shared_options_apply_to_the_model_events(tiny_detect_model, recording):
+    """--label / --min-duration-s reach the model's events through the shared post-processing,
+    and a given minimum duration replaces the model's decode setting rather than adding to it."""
+    base = dict(threshold_on=0.0, bf16=False)
+    events = ModelDetector(tiny_detect_model, InferConfig(**base, label="bird")).detect_file(
+        recording
+    )
+    assert len(events) == 1 and set(events["label"]) == {"bird"}
+    longer = InferConfig(**base, min_duration_s=6.0)  # the recording lasts 5 s
+    assert len(ModelDetector(tiny_detect_model, longer).detect_file(recording)) == 0
+    detector = ModelDetector(tiny_detect_model, InferConfig(**base, min_duration_s=0.01))
+    assert detector.decode_config.min_duration_s == 0.0 and detector.post.min_duration_s == 0.01
+    with pytest.raises(ValueError, match="high_hz"):
+        InferConfig(low_hz=5000, high_hz=1000)

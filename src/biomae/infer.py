@@ -52,8 +52,8 @@ class InferConfig:
         overlap: fraction of a window shared with the next, in [0, 1).
         batch_size: windows per forward pass.
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", …
-        bf16: bf16 autocast; None = auto: on CUDA, and on CPUs with AMX or AVX512-BF16 (on
-            others, e.g. AVX2-only CPUs, bf16 matmuls fall back to a path ~40x slower than fp32).
+        bf16: bf16 autocast; None = auto (:func:`bf16_is_fast`): on CUDA and on CPUs with AMX
+            only, where it is faster with the same events; fp32 elsewhere.
         time_expansion: play the recording this many times slower (ultrasonic recordings).
         boxes: measure a frequency box for each event.
         box_context_s: audio either side of an event used to estimate the noise floor of its box.
@@ -61,6 +61,10 @@ class InferConfig:
             rumble vary too much for a noise floor (the energy detector's band starts there too).
         threshold_on: override of the model's decode threshold (None keeps the model's).
         num_workers: DataLoader worker processes decoding recordings (0: one background thread).
+        low_hz, high_hz, merge_gap_s, min_duration_s, label: the post-processing every detector
+            shares (:mod:`biomae.detectors.postprocess`), applied to the events with their boxes;
+            None leaves a step out (merge gap and minimum duration: the model's own decode
+            settings apply instead).
     """
 
     overlap: float = 0.0
@@ -73,8 +77,18 @@ class InferConfig:
     box_min_hz: float = 150.0
     threshold_on: float | None = None
     num_workers: int = 0
+    low_hz: float | None = None
+    high_hz: float | None = None
+    merge_gap_s: float | None = None
+    min_duration_s: float | None = None
+    label: str | None = None
 
     def __post_init__(self) -> None:
+        from biomae.detectors.postprocess import PostProcess
+
+        PostProcess(self.low_hz, self.high_hz, self.merge_gap_s, self.min_duration_s, self.label)
+        if not self.boxes and (self.low_hz is not None or self.high_hz is not None):
+            raise ValueError("low_hz / high_hz keep events by their boxes: they need boxes=True")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if not 0 <= self.overlap < 1:
@@ -121,48 +135,147 @@ def prefetch(iterator: Iterator, depth: int = 8) -> Iterator:
         stop.set()
 
 
-def bf16_is_fast(device) -> bool:
-    """Whether bf16 autocast speeds ``device`` up: CUDA, or a CPU with AMX / AVX512-BF16."""
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is none: not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_is_fast(device_type: str, flags: set[str] | None = None) -> bool:
+    """What ``--bf16 auto`` chooses: bf16 autocast only where it was measured to be faster with
+    the same events — CUDA, and CPUs with AMX (Intel Sapphire Rapids and later: ``amx_bf16`` and
+    ``amx_tile`` in ``flags``, by default :func:`cpu_flags`, else torch's own AMX check).
+
+    CPUs with AVX512-BF16 but no AMX (AMD Zen 4/5, Intel Cooper Lake) get fp32: there bf16 is no
+    faster (10 min of audio: 3.6 s either way on an AMD EPYC) and it changes results (the bundled
+    example loses one of its six calls). CPUs with neither run bf16 matmuls ~40x slower.
+    """
+    if device_type == "cuda":
+        return True
+    if device_type != "cpu":
+        return False
+    if flags is None:
+        flags = cpu_flags()
+        if not flags:  # no /proc/cpuinfo: ask torch
+            import torch
+
+            return bool(torch.cpu._is_amx_tile_supported())
+    return {"amx_bf16", "amx_tile"} <= flags
+
+
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def resolve_device(name: str):
+    """The ``torch.device`` for ``InferConfig.device``: ``auto`` is the GPU of this process's
+    ``LOCAL_RANK`` (0 outside torchrun) when CUDA is available, else the CPU.
+
+    Raises:
+        ValueError: not one of auto, cpu, cuda, cuda:N, or a GPU that is not there (one line
+            naming the value and what to use instead).
+    """
     import torch
 
+    if name == "auto":  # under torchrun, each rank takes the GPU of its LOCAL_RANK
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r} is not a device biomae runs on; use {DEVICE_CHOICES}")
     if device.type == "cuda":
-        return True
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {name!r}: torch sees no CUDA GPU here (no GPU, no driver or a CPU-only "
+                "torch); use --device cpu (or auto)"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) here, "
+                f"numbered from 0; use cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            )
+    return device
+
+
+def load_detection_model(path: str | Path, device):
+    """``(model, config)`` of the fine-tuned detection model at ``path`` on ``device``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a safetensors file, not a biomae fine-tuned model, or not a detect model
+            (one line naming the file and what to give instead).
+    """
+    from safetensors import SafetensorError
+
+    from biomae.train.finetune import load_finetuned
+
+    path = Path(path)
+    expected = "give a .safetensors model written by biomae finetune --task detect"
+    if not path.is_file():
+        raise FileNotFoundError(f"model {path}: no such file; {expected}")
+    try:
+        model, config = load_finetuned(path, device=str(device))
+    except SafetensorError as err:
+        raise ValueError(f"model {path}: not a safetensors file ({err}); {expected}") from err
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"model {path}: not a biomae model ({err}); {expected}") from err
+    if model.task != "detect":
+        raise ValueError(f"model {path}: a {model.task!r} model; {expected}")
+    return model, config
 
 
 class ModelDetector:
-    """A fine-tuned detection model as an annotation detector (see the module docstring)."""
+    """A fine-tuned detection model as an annotation detector (see the module docstring).
 
-    name = "model"
+    Args:
+        model_path: a ``.safetensors`` written by ``biomae finetune --task detect``.
+        config: how it runs; the default :class:`InferConfig`.
+        name: the detector's name in ``run.json`` and ``summary.csv`` (``starter-model`` for the
+            model ``biomae annotate`` uses by default).
+    """
 
-    def __init__(self, model_path: str | Path, config: InferConfig | None = None):
-        import torch
+    def __init__(
+        self, model_path: str | Path, config: InferConfig | None = None, name: str = "model"
+    ):
+        from dataclasses import replace
 
-        from biomae.train.finetune import load_finetuned
+        from biomae.detectors.postprocess import PostProcess
         from biomae.train.pretrain import FrontEnd
 
+        self.name = name
         self.config = config or InferConfig()
         self.model_path = Path(model_path)
-        device = self.config.device
-        if device == "auto":  # under torchrun, each rank takes the GPU of its LOCAL_RANK
-            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.model, self.model_config = load_finetuned(self.model_path, device=str(self.device))
-        if self.model.task != "detect":
-            raise ValueError(
-                f"{self.model_path}: a {self.model.task!r} model; annotate needs a detect model"
-            )
+        self.device = resolve_device(self.config.device)
+        self.model, self.model_config = load_detection_model(self.model_path, self.device)
         self.front_end = FrontEnd(self.model_config, self.model.encoder.config.patch_t, self.device)
-        self.bf16 = bf16_is_fast(self.device) if self.config.bf16 is None else self.config.bf16
+        bf16 = self.config.bf16
+        self.bf16 = bf16_is_fast(self.device.type) if bf16 is None else bf16
         self.decode_config = self.model_config.decode
         if self.config.threshold_on is not None:
-            from dataclasses import replace
-
             off = min(self.decode_config.threshold_off or 1.0, self.config.threshold_on)
             self.decode_config = replace(
                 self.decode_config, threshold_on=self.config.threshold_on, threshold_off=off
             )
+        # a given merge gap / minimum duration replaces the model's own: the decoder then keeps
+        # every run of frames and the shared post-processing applies the given value
+        for name in ("merge_gap_s", "min_duration_s"):
+            if getattr(self.config, name) is not None:
+                self.decode_config = replace(self.decode_config, **{name: 0.0})
+        self.post = PostProcess(
+            low_hz=self.config.low_hz,
+            high_hz=self.config.high_hz,
+            merge_gap_s=self.config.merge_gap_s,
+            min_duration_s=self.config.min_duration_s,
+            label=self.config.label,
+        )
         self.labels = list(self.model_config.head.labels) or ["call"]  # class-agnostic: "call"
         self.outputs = tuple(self.model.head.config.outputs)  # activity [, onset, offset]
         self.n_channels = len(self.labels) * len(self.outputs)
@@ -174,6 +287,10 @@ class ModelDetector:
         self.frame_hop_samples = round(frame_hop)
         hop_frames = max(1, round(self.window_samples * (1 - self.config.overlap) / frame_hop))
         self.hop_samples = hop_frames * self.frame_hop_samples
+
+    def name_for(self, path: str | Path) -> str:
+        """The detector that annotates ``path``: this model, whatever the recording."""
+        return self.name
 
     def params(self) -> dict:
         return {
@@ -313,7 +430,7 @@ class ModelDetector:
                 path, info, events["start_s"].to_numpy(), events["end_s"].to_numpy()
             )
             events["low_hz"], events["high_hz"] = boxes[:, 0], boxes[:, 1]
-        return events
+        return self.post.apply(events)
 
     def _boxes(self, path, info, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
         """``(n, 2)`` frequency boxes (real Hz) of the events, each measured from its audio and

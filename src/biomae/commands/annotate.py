@@ -5,26 +5,41 @@ from __future__ import annotations
 import argparse
 import sys
 
-# options of the energy detector (EnergyDetectorConfig field names). Their command-line default is
-# None, "not given": the config's own defaults apply, and a given one means the energy detector.
-ENERGY_OPTIONS = (
-    "low_hz",
-    "high_hz",
-    "on_db",
-    "off_db",
-    "min_duration_s",
-    "merge_gap_s",
-    "label",
-    "denoise",
+# Options every detector applies the same way (biomae.detectors.postprocess), as
+# EnergyDetectorConfig / InferConfig field names; the command-line default None means "not given".
+SHARED_OPTIONS = ("low_hz", "high_hz", "merge_gap_s", "min_duration_s", "label")
+ENERGY_OPTIONS = ("on_db", "off_db", "denoise")  # only with --detector energy
+MODEL_OPTIONS = (
+    "overlap",
+    "batch_size",
+    "device",
+    "workers",
+    "bf16",
+    "time_expansion",
+    "threshold",
 )
+
+DESCRIPTION = """
+Find calls in files, folders (searched recursively) and globs of recordings and write one table
+per recording. Each event has a time span, a frequency box, a score and the label "call": the
+default model detects calls of any animal without naming the species (a fine-tuned --model names
+its own classes). A rerun skips recordings already done; unreadable files are listed in
+errors.csv, and summary.csv names the detector that annotated each recording.
+
+--low-hz/--high-hz, --merge-gap-s, --min-duration-s and --label mean the same for every detector:
+events whose frequency box lies outside the band are dropped (the energy detector also searches
+only inside it) and boxes are clipped to it; events of the same label at most --merge-gap-s apart
+are joined; events shorter than --min-duration-s are dropped; --label is written on every event.
+--on-db, --off-db and --denoise belong to the energy detector: they need --detector energy.
+""".strip()
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "annotate",
         help="detect calls in recordings and write Raven/Audacity/CSV/Parquet tables",
-        description="Annotate files, folders (searched recursively) and globs of recordings. "
-        "A rerun skips recordings already done; unreadable files are listed in errors.csv.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files, folders or globs")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -38,48 +53,98 @@ def add_parser(subparsers) -> None:
         "--detector",
         default="auto",
         choices=["auto", "energy"],
-        help="without --model: auto = the starter model when one is installed "
-        "($BIOMAE_STARTER_MODEL or the packaged one) for recordings sampled below 96 kHz and the "
-        "energy detector for ultrasonic ones; energy = band energy above an adaptive noise floor "
-        "everywhere (also chosen when any energy option such as --on-db is given)",
+        help="without --model: auto (default) = the starter model ($BIOMAE_STARTER_MODEL or the "
+        "packaged one) for recordings sampled from ~4.8 kHz to 100 kHz, the energy detector "
+        "below (the model would hear mostly empty bands) and above (ultrasound), and everywhere "
+        "when no starter model is installed; energy = band energy above an adaptive noise floor "
+        "on every recording",
     )
     p.add_argument(
         "--model",
         default=None,
         metavar="PATH",
-        help="a fine-tuned detection model (best.safetensors from biomae finetune)",
+        help="run this fine-tuned detection model (best.safetensors from biomae finetune --task "
+        "detect) on every recording",
     )
-    p.add_argument(
+    model = p.add_argument_group("model options (the model, not --detector energy)")
+    model.add_argument(
         "--overlap",
         type=float,
-        default=0.0,
-        help="model windows' overlap (fraction; 0.5 costs twice the time for ~0.5 F1 points)",
+        default=None,
+        help="windows' overlap, a fraction in [0, 1) (default 0; 0.5 costs twice the time for "
+        "~0.5 F1 points)",
     )
-    p.add_argument("--batch-size", type=int, default=16, help="model windows per batch")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument(
+    model.add_argument(
+        "--batch-size", type=int, default=None, help="windows per batch (default 16)"
+    )
+    model.add_argument(
+        "--device", default=None, help="auto (default: CUDA when available), cpu, cuda, cuda:N"
+    )
+    model.add_argument(
         "--workers",
         type=int,
-        default=0,
-        help="processes decoding recordings for the model (default 0: one background thread)",
+        default=None,
+        help="processes decoding recordings (default 0: one background thread)",
     )
-    p.add_argument(
+    model.add_argument(
         "--bf16",
         choices=["auto", "on", "off"],
-        default="auto",
-        help="bf16 autocast: auto = on CUDA and CPUs with AMX/AVX512-BF16",
+        default=None,
+        help="bf16 autocast. auto (default) = on CUDA and on CPUs with AMX only, where it is "
+        "faster with the same events; fp32 elsewhere (AVX512-BF16 without AMX is no faster and "
+        "changes results)",
     )
-    p.add_argument(
+    model.add_argument(
         "--time-expansion",
         type=float,
-        default=1.0,
-        help="play recordings this many times slower (ultrasonic recordings)",
+        default=None,
+        help="play recordings this many times slower (ultrasonic recordings; default 1); auto "
+        "routes by the rate so heard",
     )
-    p.add_argument(
+    model.add_argument(
         "--threshold",
         type=float,
         default=None,
-        help="model score needed to start an event (default: the model's)",
+        help="score in [0, 1] needed to start an event (default: the model's)",
+    )
+    shared = p.add_argument_group("event options (every detector)")
+    shared.add_argument(
+        "--low-hz",
+        type=float,
+        default=None,
+        help="drop events whose frequency box lies below this; clip boxes to it",
+    )
+    shared.add_argument(
+        "--high-hz",
+        type=float,
+        default=None,
+        help="drop events whose frequency box lies above this; clip boxes to it",
+    )
+    shared.add_argument(
+        "--merge-gap-s",
+        type=float,
+        default=None,
+        help="join events of one label at most this many seconds apart (default: the "
+        "detector's: energy 0.05, 0.002 above 100 kHz; a model's own setting)",
+    )
+    shared.add_argument(
+        "--min-duration-s",
+        type=float,
+        default=None,
+        help="drop events shorter than this, after joining (default: the detector's: energy "
+        "0.03, 0.001 above 100 kHz; a model's own setting)",
+    )
+    shared.add_argument("--label", default=None, help="label written on every event (default call)")
+    energy = p.add_argument_group("energy detector options (need --detector energy)")
+    energy.add_argument("--on-db", type=float, help="dB above the noise floor to start (default 8)")
+    energy.add_argument(
+        "--off-db", type=float, help="dB above the noise floor to go on (default 4)"
+    )
+    energy.add_argument(
+        "--denoise",
+        action="store_true",
+        default=None,
+        help="spectral-gating noise reduction before detection",
     )
     p.add_argument("--overwrite", action="store_true", help="redo recordings already done")
     p.add_argument(
@@ -88,26 +153,82 @@ def add_parser(subparsers) -> None:
         help="also write spectrogram pictures with every call numbered",
     )
     p.add_argument("--page-s", type=float, default=30.0, help="seconds per picture (default 30)")
-    p.add_argument("--low-hz", type=float, default=None, help="lowest frequency searched")
-    p.add_argument("--high-hz", type=float, default=None, help="highest frequency searched")
-    p.add_argument("--on-db", type=float, help="dB above the noise floor to start (default 8)")
-    p.add_argument("--off-db", type=float, help="dB above the noise floor to go on (default 4)")
-    p.add_argument("--min-duration-s", type=float, default=None, help="shortest event kept")
-    p.add_argument("--merge-gap-s", type=float, default=None, help="join events closer than this")
-    p.add_argument("--label", help="label written on every event (default call)")
     p.add_argument(
-        "--denoise",
+        "--no-progress",
+        "--quiet",
+        dest="no_progress",
         action="store_true",
-        default=None,
-        help="spectral-gating noise reduction before detection (energy detector)",
+        help="no progress bar (--quiet is the same)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
+
+
+def _flags(names) -> str:
+    return ", ".join(f"--{name.replace('_', '-')}" for name in names)
+
+
+def build_detector(args: argparse.Namespace):
+    """The detector the options ask for, or a ValueError naming the clash and the fix.
+
+    ``--detector energy``: the energy detector. ``--model M``: M on every recording. Otherwise the
+    ``auto`` detector (biomae.detectors.auto) with the starter model, or the energy detector when
+    none is installed. Shared options go to whichever runs; energy options need ``--detector
+    energy``, model options a model.
+    """
+    from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+
+    def given(names) -> dict:
+        return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+    shared, energy_only, model_only = (
+        given(SHARED_OPTIONS),
+        given(ENERGY_OPTIONS),
+        given(MODEL_OPTIONS),
+    )
+    if args.model and args.detector == "energy":
+        raise ValueError("--model runs the model on every recording: drop --detector energy")
+    if energy_only and args.detector != "energy":
+        uses = f"--model {args.model}" if args.model else "the auto detector (the default)"
+        raise ValueError(
+            f"{_flags(energy_only)}: energy detector option(s), not for {uses}; add --detector "
+            f"energy to run the energy detector on every recording"
+        )
+    if model_only and args.detector == "energy":
+        raise ValueError(
+            f"{_flags(model_only)}: model option(s), and --detector energy runs no model; drop "
+            f"{'it' if len(model_only) == 1 else 'them'} or --detector energy"
+        )
+    energy = EnergyDetector(EnergyDetectorConfig(**shared, **energy_only))
+    if args.detector == "energy":
+        return energy
+    model_path, name = args.model, "model"
+    if model_path is None:
+        from biomae.starter import default_model
+
+        model_path, name = default_model(), "starter-model"
+        if model_path is None:  # no starter model installed: the energy detector everywhere
+            return energy
+    from biomae.infer import InferConfig, ModelDetector
+
+    options = {
+        "overlap": model_only.get("overlap", 0.0),
+        "batch_size": model_only.get("batch_size", 16),
+        "device": model_only.get("device", "auto"),
+        "num_workers": model_only.get("workers", 0),
+        "bf16": {"auto": None, "on": True, "off": False}[model_only.get("bf16", "auto")],
+        "time_expansion": model_only.get("time_expansion", 1.0),
+        "threshold_on": model_only.get("threshold"),
+    }
+    model = ModelDetector(model_path, InferConfig(**options, **shared), name=name)
+    if args.model:
+        return model
+    from biomae.detectors.auto import AutoDetector
+
+    return AutoDetector(model, energy)
 
 
 def run(args: argparse.Namespace) -> int:
     from biomae.annotate import AnnotateConfig, annotate
-    from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
 
     try:
         config = AnnotateConfig(
@@ -115,44 +236,9 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             plots=args.plots,
             page_s=args.page_s,
-            progress=not args.quiet,
+            progress=not args.no_progress,
         )
-        model_path = args.model
-        auto = model_path is None and args.detector == "auto"
-        if auto:
-            from biomae.starter import default_model
-
-            model_path = default_model()
-        given = {name: getattr(args, name) for name in ENERGY_OPTIONS}
-        given = {name: value for name, value in given.items() if value is not None}
-        energy_options = [f"--{name.replace('_', '-')}" for name in given]
-        if model_path and energy_options and not auto:
-            raise ValueError(
-                f"{', '.join(energy_options)} apply to the energy detector, not --model"
-            )
-        if model_path and energy_options:  # auto, with energy settings given: the user means energy
-            model_path = None
-        energy = EnergyDetector(EnergyDetectorConfig(**given))
-        detector = energy
-        if model_path:
-            from biomae.infer import InferConfig, ModelDetector
-
-            detector = ModelDetector(
-                model_path,
-                InferConfig(
-                    overlap=args.overlap,
-                    batch_size=args.batch_size,
-                    device=args.device,
-                    bf16={"auto": None, "on": True, "off": False}[args.bf16],
-                    time_expansion=args.time_expansion,
-                    threshold_on=args.threshold,
-                    num_workers=args.workers,
-                ),
-            )
-            if auto:  # the starter model, with ultrasonic recordings left to the energy detector
-                from biomae.detectors.auto import AutoDetector
-
-                detector = AutoDetector(detector, energy)
+        detector = build_detector(args)
         summary = annotate(args.inputs, args.out, detector, config)
     except (ValueError, FileNotFoundError) as err:
         print(f"biomae annotate: {err}", file=sys.stderr)

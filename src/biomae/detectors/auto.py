@@ -1,10 +1,25 @@
 """The default detector of ``biomae annotate``: the starter model where it can hear the calls, the
 energy detector where it cannot.
 
-The starter model listens at 32 kHz, so it hears 0-16 kHz. Recordings sampled at
-``ultrasonic_rate_hz`` or above (bat detectors, ultrasonic microphones) go to the energy detector,
-whose settings adapt to ultrasonic rates; everything else goes to the model. ``biomae annotate
---model M`` bypasses this and runs M on every recording (with ``--time-expansion`` for bats).
+Each recording goes by the sample rate the model would hear it at (its own rate divided by the
+model's ``time_expansion``, 1 by default):
+
+- **below** ``low_rate_hz`` → energy detector. The model resamples everything to its own rate
+  (32 kHz for the starter model) and listens through mel bands up to its Nyquist frequency; a
+  recording whose Nyquist frequency lies below the middle of that mel range leaves more than half
+  of the model's bands empty, and the model then finds nothing or marks whole windows
+  (:func:`half_band_rate_hz`: 4.8 kHz for the starter model, so recordings at 2 and 4 kHz go to
+  the energy detector, those at 8 kHz and above to the model).
+- **above** ``ultrasonic_rate_hz`` (100 kHz, ``biomae.detectors.energy.ULTRASONIC_RATE_HZ``) →
+  energy detector, whose automatic settings switch to bat-like calls at the same rate. The model
+  hears only 0-16 kHz of such a recording. 96 kHz, a common rate for audible recordings, goes to
+  the model.
+- in between → the model.
+
+``name_for(path)`` says which detector a recording goes to (``summary.csv``'s ``detector``
+column); ``params()`` records the two rates and the rule. ``biomae annotate --model M`` bypasses
+this and runs M on every recording (with ``--time-expansion`` for bats); ``--detector energy`` runs
+the energy detector on every recording.
 """
 
 from __future__ import annotations
@@ -14,22 +29,64 @@ from pathlib import Path
 
 import pandas as pd
 
+from biomae.detectors.energy import ULTRASONIC_RATE_HZ
+
+
+def half_band_rate_hz(fmin_hz: float, fmax_hz: float, scale: str = "mel") -> float:
+    """The sample rate whose Nyquist frequency reaches the middle of a front end's band
+    ``[fmin_hz, fmax_hz]`` on its frequency ``scale`` ("mel" or "linear"): a recording sampled
+    below it leaves more than half of the front end's bands empty."""
+    if scale == "mel":
+        from biomae.features import hz_to_mel, mel_to_hz
+
+        middle = (float(hz_to_mel(fmin_hz)) + float(hz_to_mel(fmax_hz))) / 2
+        middle_hz = float(mel_to_hz(middle))
+    else:
+        middle_hz = (fmin_hz + fmax_hz) / 2
+    return 2 * middle_hz
+
 
 class AutoDetector:
-    """Routes each recording to ``model`` or ``energy`` by its sample rate (module docstring)."""
+    """Routes each recording to ``model`` or ``energy`` by its sample rate (module docstring).
+
+    Args:
+        model: a :class:`biomae.infer.ModelDetector` (or anything with its methods and, unless
+            ``low_rate_hz`` is given, its ``front_end``).
+        energy: the energy detector.
+        low_rate_hz: recordings heard below this rate go to ``energy``; None derives it from the
+            model's front end (:func:`half_band_rate_hz`).
+        ultrasonic_rate_hz: recordings heard above this rate go to ``energy``.
+    """
 
     name = "auto"
 
-    def __init__(self, model, energy, ultrasonic_rate_hz: float = 96_000.0):
+    def __init__(
+        self,
+        model,
+        energy,
+        low_rate_hz: float | None = None,
+        ultrasonic_rate_hz: float = ULTRASONIC_RATE_HZ,
+    ):
         self.model, self.energy = model, energy
-        self.ultrasonic_rate_hz = ultrasonic_rate_hz
+        if low_rate_hz is None:
+            spec = model.front_end.spectrogram.config
+            low_rate_hz = half_band_rate_hz(*spec.band_hz, spec.scale)
+        self.low_rate_hz = float(low_rate_hz)
+        self.ultrasonic_rate_hz = float(ultrasonic_rate_hz)
 
     def params(self) -> dict:
         return {
             "detector": self.name,
+            "routing": (
+                f"{self.energy.name} for recordings heard below {self.low_rate_hz:.0f} Hz (more "
+                f"than half the model's bands would be empty) or above "
+                f"{self.ultrasonic_rate_hz:.0f} Hz (ultrasound), {self.model.name} in between; "
+                "summary.csv names the detector of each recording"
+            ),
+            "low_rate_hz": self.low_rate_hz,
             "ultrasonic_rate_hz": self.ultrasonic_rate_hz,
-            "below": self.model.params(),
-            "at_or_above": self.energy.params(),
+            "model": self.model.params(),
+            "energy": self.energy.params(),
         }
 
     def uses_model(self, path: str | Path) -> bool:
@@ -37,9 +94,15 @@ class AutoDetector:
         from biomae import audio as audio_io
 
         try:
-            return audio_io.info(path).sample_rate < self.ultrasonic_rate_hz
+            sample_rate = audio_io.info(path).sample_rate
         except Exception:
             return True
+        heard_hz = sample_rate / getattr(self.model.config, "time_expansion", 1.0)
+        return self.low_rate_hz <= heard_hz <= self.ultrasonic_rate_hz
+
+    def name_for(self, path: str | Path) -> str:
+        """The name of the detector ``path`` goes to (e.g. ``starter-model`` or ``energy``)."""
+        return (self.model if self.uses_model(path) else self.energy).name_for(path)
 
     def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
         detector = self.model if self.uses_model(path) else self.energy

@@ -11,8 +11,9 @@ no model and works at any sample rate, ultrasonic bat recordings included. Per r
    ``[low_hz, high_hz]`` per frame, in dB.
 3. Adaptive noise floor: a running ``noise_quantile`` of the band energy over ``noise_window_s``.
 4. Hysteresis: an event starts where the excess over the floor rises above ``on_db`` and lasts
-   while it stays above ``off_db``; segments closer than ``merge_gap_s`` are merged, then those
-   shorter than ``min_duration_s`` dropped (after merging across block boundaries).
+   while it stays above ``off_db``; then the post-processing shared by every detector
+   (:mod:`biomae.detectors.postprocess`): events closer than ``merge_gap_s`` are merged (across
+   block boundaries too), then those shorter than ``min_duration_s`` dropped.
 5. A frequency box per event: the band between the ``box_quantile`` and ``1 - box_quantile``
    quantiles of the event's per-bin excess over the noise spectrum (in dB, less ``on_db``; the
    event's spectrum is the 80th percentile over its frames, so brief broadband clicks don't count),
@@ -32,16 +33,23 @@ import pandas as pd
 
 from biomae.annotations.schema import concat_events, empty_events, make_events
 
-ULTRASONIC_RATE = 100_000  # above this sample rate, "auto" settings assume bat-like calls
+# Recordings sampled above this rate are ultrasonic ones (bat detectors record at 192-500 kHz): the
+# energy detector's auto settings then assume bat-like calls, and the ``auto`` detector of
+# ``biomae annotate`` (biomae.detectors.auto) sends them here. 96 kHz, a common rate for audible
+# recordings, stays below it.
+ULTRASONIC_RATE_HZ = 100_000
 
 
 @dataclass
 class EnergyDetectorConfig:
     """Settings of the energy detector. ``None`` means "auto", chosen from the sample rate.
 
-    Auto values: below 100 kHz, ``hop_s`` 10 ms, ``n_fft`` the power of two ≥ one hop, ``low_hz``
-    150 Hz, ``min_duration_s`` 30 ms; above (bat detectors), ``hop_s`` 0.5 ms, ``low_hz`` 15 kHz,
-    ``min_duration_s`` 1 ms, ``merge_gap_s`` 2 ms.
+    Auto values: at sample rates up to ``ULTRASONIC_RATE_HZ`` (100 kHz), ``hop_s`` 10 ms, ``n_fft``
+    the power of two ≥ one hop, ``low_hz`` 150 Hz, ``min_duration_s`` 30 ms, ``merge_gap_s``
+    50 ms; above (bat detectors), ``hop_s`` 0.5 ms, ``low_hz`` 15 kHz, ``min_duration_s`` 1 ms,
+    ``merge_gap_s`` 2 ms. ``low_hz``, ``high_hz``, ``merge_gap_s``, ``min_duration_s`` and
+    ``label`` mean what they mean for every detector (:mod:`biomae.detectors.postprocess`, which
+    applies them); the band is also where this detector searches.
     """
 
     low_hz: float | None = None
@@ -75,7 +83,7 @@ class EnergyDetectorConfig:
     def resolved(self, sample_rate: int) -> EnergyDetectorConfig:
         """A copy with every auto setting fixed for ``sample_rate``; checks the band against
         Nyquist."""
-        ultrasonic = sample_rate > ULTRASONIC_RATE
+        ultrasonic = sample_rate > ULTRASONIC_RATE_HZ
         nyquist_hz = sample_rate / 2
         hop_s = self.hop_s or (0.0005 if ultrasonic else 0.01)
         hop_samples = max(1, round(hop_s * sample_rate))
@@ -118,6 +126,10 @@ class EnergyDetector:
 
     def params(self) -> dict:
         return {"detector": self.name, **asdict(self.config)}
+
+    def name_for(self, path: str | Path) -> str:
+        """The detector that annotates ``path``: this one, whatever the recording."""
+        return self.name
 
     def detect(self, audio: np.ndarray, sample_rate: int, recording: str = "") -> pd.DataFrame:
         """Events in ``audio`` (float, (n_samples,)) sampled at ``sample_rate``."""
@@ -261,40 +273,39 @@ def _box(excess: np.ndarray, freqs_hz: np.ndarray, q: float) -> tuple[float, flo
 
 
 def _finish(segments, sample_rate, hop, cfg, recording, n_samples) -> pd.DataFrame:
-    """Merge segments across gaps and block edges, drop short ones, convert frames to seconds."""
+    """Segments to events in seconds, then the shared post-processing
+    (:mod:`biomae.detectors.postprocess`: merge across gaps and block edges, drop short ones, label)
+    and ``max_duration_s``."""
+    from biomae.detectors.postprocess import PostProcess
+
     if not segments:
         return empty_events()
-    segments = sorted(segments, key=lambda s: s["first"])
-    gap_frames = round(cfg.merge_gap_s * sample_rate / hop)
-    merged = [dict(segments[0])]
-    for seg in segments[1:]:
-        prev = merged[-1]
-        if seg["first"] - prev["last"] <= gap_frames:
-            prev["last"] = max(prev["last"], seg["last"])
-            prev["peak_db"] = max(prev["peak_db"], seg["peak_db"])
-            prev["box"] = (min(prev["box"][0], seg["box"][0]), max(prev["box"][1], seg["box"][1]))
-        else:
-            merged.append(dict(seg))
     rows = []
-    for seg in merged:
+    for seg in sorted(segments, key=lambda s: s["first"]):
         # Frame f is centred on sample f * hop; an event covers its frames' centres ± half a hop.
-        start_s = max(0, seg["first"] * hop - hop // 2) / sample_rate
-        end_s = min(n_samples, (seg["last"] - 1) * hop + hop // 2) / sample_rate
-        duration_s = end_s - start_s
-        if duration_s < cfg.min_duration_s:
-            continue
-        if cfg.max_duration_s is not None and duration_s > cfg.max_duration_s:
-            continue
         rows.append(
             {
-                "start_s": start_s,
-                "end_s": end_s,
+                "start_s": max(0, seg["first"] * hop - hop // 2) / sample_rate,
+                "end_s": min(n_samples, (seg["last"] - 1) * hop + hop // 2) / sample_rate,
                 "low_hz": seg["box"][0],
                 "high_hz": seg["box"][1],
                 "score": 1.0 - math.exp(-max(seg["peak_db"], 0.0) / 10.0),
                 "label": cfg.label,
             }
         )
-    if not rows:
+    events = make_events(rows, recording=recording, source="biomae-energy")
+    post = PostProcess(
+        low_hz=cfg.low_hz,
+        high_hz=cfg.high_hz,
+        merge_gap_s=cfg.merge_gap_s,
+        min_duration_s=cfg.min_duration_s,
+        label=cfg.label,
+    )
+    # boundaries are whole samples, ± half a hop: with an odd hop a gap of whole frames is one
+    # sample longer, which must still merge (1.5 samples: float rounding included)
+    events = post.apply(events, gap_tolerance_s=1.5 / sample_rate)
+    if cfg.max_duration_s is not None:
+        events = events[(events["end_s"] - events["start_s"]) <= cfg.max_duration_s]
+    if not len(events):
         return empty_events()
-    return concat_events([make_events(rows, recording=recording, source="biomae-energy")])
+    return concat_events([events])
