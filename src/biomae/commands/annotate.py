@@ -1,4 +1,7 @@
-"""``biomae annotate PATH... --out DIR``: find every call in folders of recordings."""
+"""``biomae annotate PATH... --out DIR``: find every call in folders of recordings.
+
+Exit codes: see :data:`EXIT_CODES` (shown by ``biomae annotate --help``).
+"""
 
 from __future__ import annotations
 
@@ -19,12 +22,24 @@ ENERGY_OPTIONS = (
 )
 
 
+EXIT_CODES = """exit codes:
+  0    every recording annotated
+  1    some recording(s) failed (listed in OUT/errors.csv); the others are written
+  2    usage error (bad option, no audio found, --out a file or not writable, results made with
+       other settings in --out: rerun with --overwrite), nothing annotated
+  3    an output could not be written (disk full, ...): the run stopped, what was written is kept
+  130  interrupted (Ctrl-C): what was written is kept; rerun to resume
+"""
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "annotate",
         help="detect calls in recordings and write Raven/Audacity/CSV/Parquet tables",
         description="Annotate files, folders (searched recursively) and globs of recordings. "
         "A rerun skips recordings already done; unreadable files are listed in errors.csv.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files, folders or globs")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -106,7 +121,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biomae.annotate import AnnotateConfig, annotate
+    from biomae.annotate import AnnotateConfig, OutputError, annotate
     from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
 
     try:
@@ -154,16 +169,31 @@ def run(args: argparse.Namespace) -> int:
 
                 detector = AutoDetector(detector, energy)
         summary = annotate(args.inputs, args.out, detector, config)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # UsageError included
         print(f"biomae annotate: {err}", file=sys.stderr)
         return 2
+    except OutputError as err:
+        print(f"biomae annotate: {err}", file=sys.stderr)
+        return 3
+    return report(summary, args.out)
+
+
+def report(summary, out: str) -> int:
+    """Print the run's summary; returns the exit code (0 all done, 1 some failed)."""
     done = summary["status"].eq("done")
     skipped = summary["skipped"].fillna(False).astype(bool)
     n_errors = int((~done).sum())
+    n_warnings = int(summary["warning"].notna().sum())
     print(
         f"{int(done.sum())} recording(s) annotated ({int((done & skipped).sum())} already done), "
-        f"{int(summary.loc[done, 'n_events'].sum())} events, {n_errors} error(s) -> {args.out}"
+        f"{int(summary.loc[done, 'n_events'].sum())} events, {n_errors} error(s), "
+        f"{n_warnings} warning(s) -> {out}"
     )
+    by_detector = summary.loc[done, "detector"].fillna("?").value_counts()
+    if len(by_detector):
+        print("by detector: " + ", ".join(f"{name} {n}" for name, n in by_detector.items()))
+    if n_warnings:
+        print(f"warnings (truncated files, ...) are in the warning column of {out}/summary.csv")
     if n_errors:
-        print(f"unreadable recordings are listed in {args.out}/errors.csv", file=sys.stderr)
-    return 1 if n_errors and not done.any() else 0
+        print(f"unreadable recordings are listed in {out}/errors.csv", file=sys.stderr)
+    return 1 if n_errors else 0
