@@ -271,8 +271,8 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
     recordings = find_recordings(inputs)
     settings = {"detector": detector.params(), "annotate": config.settings()}
     manifest = files.read_manifests(out_dir)
-    earlier_inputs = [] if config.overwrite else files.check_settings(
-        out_dir, settings, bool(manifest)
+    earlier_inputs = (
+        [] if config.overwrite else files.check_settings(out_dir, settings, bool(manifest))
     )
     info = distributed.init(device="cpu")  # gloo: annotate only needs a barrier between ranks
     main_rank = info.rank == 0
