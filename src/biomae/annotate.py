@@ -226,8 +226,9 @@ class _Interrupts:
         self.previous = None
 
     def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handle)  # not where SIGINT is ignored
         return self
 
     def _handle(self, signum, frame) -> None:
