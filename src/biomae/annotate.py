@@ -228,7 +228,7 @@ class _Interrupts:
     def __enter__(self) -> _Interrupts:
         main_thread = threading.current_thread() is threading.main_thread()
         if main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.previous = signal.signal(signal.SIGINT, self._handle)  # not where SIGINT is ignored
+            self.previous = signal.signal(signal.SIGINT, self._handle)  # kept where it is ignored
         return self
 
     def _handle(self, signum, frame) -> None:
