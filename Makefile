@@ -17,7 +17,7 @@ setup: $(BIN)/python
 
 demo: setup
 	$(BIN)/biomae annotate src/biomae/data/example.flac --out demo_out --format raven,audacity,csv --plots --overwrite
-	@echo; echo "== demo_out/example.selections.txt (Raven) =="; head -n 12 demo_out/example.selections.txt
+	@echo; echo "== demo_out/data/example.selections.txt (Raven) =="; head -n 12 demo_out/data/example.selections.txt
 	@echo; echo "== demo_out/summary.csv =="; cat demo_out/summary.csv
 
 # One pytest worker per core, one math thread per worker (see tests/conftest.py).

@@ -56,7 +56,7 @@ def test_demo_on_bundled_example(example_path, tmp_path):
         )
         == 0
     )
-    raven = out / "example.selections.txt"
+    raven = out / "data" / "example.selections.txt"  # named by its folder, src/biomae/data
     ours = read_annotations(raven, "raven")
     assert len(ours) >= 3
     theirs = crowsetta.formats.bbox.Raven.from_file(raven, annot_col="Annotation")
@@ -64,7 +64,7 @@ def test_demo_on_bundled_example(example_path, tmp_path):
     np.testing.assert_allclose(theirs.df["begin_time_s"], ours["start_s"], atol=1e-6)
     summary = pd.read_csv(out / "summary.csv")
     assert summary.loc[0, "status"] == "done" and summary.loc[0, "n_events"] == len(ours)
-    assert (out / "example.png").stat().st_size > 10_000
+    assert (out / "data" / "example.png").stat().st_size > 10_000
     assert len(pd.read_parquet(out / "events.parquet")) == len(ours)
     params = json.loads((out / "run.json").read_text())
     from biomae.starter import default_model
@@ -77,25 +77,26 @@ def test_folder_with_a_corrupt_file_is_reported_and_skipped(folder, tmp_path):
     out = tmp_path / "out"
     summary = annotate([folder], out, EnergyDetector(), AnnotateConfig(progress=False))
     by_key = summary.set_index("key")
-    assert set(by_key.index) == {"a", "site_b/b", "broken"}
-    assert by_key.loc["a", "n_events"] == 2 and by_key.loc["site_b/b", "n_events"] == 1
-    assert by_key.loc["broken", "status"] == "error"
+    assert set(by_key.index) == {"recordings/a", "recordings/site_b/b", "recordings/broken"}
+    assert by_key.loc["recordings/a", "n_events"] == 2
+    assert by_key.loc["recordings/site_b/b", "n_events"] == 1
+    assert by_key.loc["recordings/broken", "status"] == "error"
     errors = pd.read_csv(out / "errors.csv")
     assert list(errors["path"]) == [str(folder / "broken.wav")]
     assert "broken.wav" in errors.loc[0, "error"]
-    assert (out / "site_b" / "b.selections.txt").exists()
+    assert (out / "recordings" / "site_b" / "b.selections.txt").exists()
     assert len(pd.read_csv(out / "events.csv")) == 3
 
 
 def test_rerun_skips_done_and_overwrite_redoes(folder, tmp_path):
     out = tmp_path / "out"
     annotate([folder], out, EnergyDetector(), AnnotateConfig(progress=False))
-    table = out / "a.selections.txt"
+    table = out / "recordings" / "a.selections.txt"
     before = table.stat().st_mtime_ns
     summary = annotate([folder], out, EnergyDetector(), AnnotateConfig(progress=False))
-    assert summary.set_index("key").loc["a", "skipped"]
+    assert summary.set_index("key").loc["recordings/a", "skipped"]
     assert table.stat().st_mtime_ns == before
-    assert not summary.set_index("key").loc["broken", "skipped"]  # errors are retried
+    assert not summary.set_index("key").loc["recordings/broken", "skipped"]  # errors are retried
     summary = annotate(
         [folder], out, EnergyDetector(), AnnotateConfig(progress=False, overwrite=True)
     )
@@ -120,8 +121,9 @@ def test_interrupt_leaves_no_partial_files_and_resumes(folder, tmp_path):
     assert not list(out.rglob("*.part"))
     lines = (out / "manifest.jsonl").read_text().splitlines()
     # a.wav finished and broken.wav failed before the interrupt hit site_b/b.flac
-    assert [json.loads(line)["key"] for line in lines] == ["a", "broken"]
-    assert not (out / "site_b" / "b.selections.txt").exists()
+    keys = [json.loads(line)["key"] for line in lines]
+    assert keys == ["recordings/a", "recordings/broken"]
+    assert not (out / "recordings" / "site_b" / "b.selections.txt").exists()
     summary = annotate([folder], out, EnergyDetector(), AnnotateConfig(progress=False))
     assert summary["skipped"].sum() == 1
     assert set(summary["status"]) == {"done", "error"}
@@ -179,12 +181,13 @@ def test_torchrun_two_ranks_share_the_recordings(tmp_path):
     ]
     subprocess.run(cmd, check=True, env=env, timeout=300, capture_output=True)
     summary = pd.read_csv(out / "summary.csv").set_index("key")
-    assert sorted(summary.index) == ["r0", "r1", "r2", "r3"]
+    keys = ["in/r0", "in/r1", "in/r2", "in/r3"]
+    assert sorted(summary.index) == keys
     assert (summary["status"] == "done").all()
-    assert list(summary.loc[["r0", "r1", "r2", "r3"], "n_events"]) == [1, 2, 1, 2]
+    assert list(summary.loc[keys, "n_events"]) == [1, 2, 1, 2]
     ranks = [
         [json.loads(line)["key"] for line in (out / f"manifest.rank{r}.jsonl").open()]
         for r in (0, 1)
     ]
-    assert ranks == [["r0", "r2"], ["r1", "r3"]]  # disjoint shares
+    assert ranks == [["in/r0", "in/r2"], ["in/r1", "in/r3"]]  # disjoint shares
     assert len(pd.read_csv(out / "events.csv")) == 6

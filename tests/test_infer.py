@@ -129,7 +129,7 @@ def test_annotate_cli_with_model(tiny_detect_model, recording, tmp_path):
     assert code == 0
     summary = pd.read_csv(out / "summary.csv")
     assert summary.loc[0, "status"] == "done" and summary.loc[0, "n_events"] == 1
-    assert (out / "rec.selections.txt").exists()
+    assert (out / recording.parent.name / "rec.selections.txt").exists()  # its folder names it
 
 
 def test_prefetch_keeps_order_and_raises_errors():

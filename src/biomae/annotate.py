@@ -1,19 +1,45 @@
 """``biomae annotate``: folders of recordings in, event tables (and pictures) out — resumably.
 
 For every recording found under the inputs (files, folders searched recursively, globs) a detector
-returns an event table, written in each chosen format under ``out_dir`` at the recording's path
-relative to its input folder. Beside them:
+returns an event table, written in each chosen format under ``out_dir``.
 
-- ``run.json`` — the run's parameters (detector settings, formats, inputs, biomae version);
-- ``manifest.jsonl`` — one line per finished recording (done or error), appended as each ends:
-  a rerun skips the recordings listed as done whose outputs exist (``overwrite=True`` redoes them);
-  under ``torchrun`` each rank appends to its own ``manifest.rankN.jsonl``;
-- ``summary.csv`` — one row per recording: status, events, duration, sample rate, seconds taken;
+Output names (a recording's *key*) depend only on the recording and the input that reached it,
+never on which other inputs are given:
+
+- a folder input ``.../siteB`` names its files ``siteB/<path relative to the folder>``
+  (``siteB/2024/20240101_000000``), so ``siteA/x.flac`` and ``siteB/x.flac`` never collide,
+  and ``biomae annotate siteB`` and ``biomae annotate siteA siteB`` write ``siteB``'s outputs at
+  the same place;
+- a file input (or a glob's match) ``.../siteB/x.flac`` is named ``siteB/x``, as through its folder;
+- the suffix is dropped, unless another audio file with the same stem lies in the same folder:
+  ``rec.flac`` and ``rec.aiff`` side by side are ``siteB/rec.flac`` and ``siteB/rec.aiff``;
+- two different files that would still get one name (two inputs ``a/siteB`` and ``b/siteB``) stop
+  the run before it starts (exit code 2), naming both: annotate their parent folders instead.
+
+Beside the tables (``<key>.selections.txt``, ...):
+
+- ``run.json`` — the settings (detector parameters, formats, pictures) the results were made with,
+  the inputs and the biomae version. A rerun with other settings into a folder that holds results is
+  refused, listing each change (old -> new); ``overwrite=True`` (``--overwrite``) redoes every
+  recording. New inputs with the same settings are added to the run;
+- ``manifest.jsonl`` — one line per finished recording (done or error), appended as each ends,
+  keyed by the recording's resolved path, size and modification time: a rerun skips the recordings
+  done whose file is unchanged and whose outputs all exist, and redoes the others (a changed file
+  included); under ``torchrun`` each rank appends to its own ``manifest.rankN.jsonl``;
+- ``summary.csv`` — one row per recording: status, the detector that ran on it, events, duration,
+  sample rate, channels, a warning (a truncated file; pictures limited to ``max_pages``), seconds;
 - ``errors.csv`` — every recording that could not be read, with the reason (the run goes on);
 - ``events.csv`` / ``events.parquet`` — all events of the run in one canonical table.
 
-Every file is written atomically (temporary file, then rename): an interrupted run (Ctrl-C included)
-leaves no half-written table, and the next run resumes where it stopped.
+Guarantees: every file is written atomically (temporary file, then rename) and a recording's
+formats are written all or none, so an interrupted or killed run (Ctrl-C, kill -9) leaves no
+half-written table, the next run removes the temporary files a killed run left and resumes where
+it stopped, and each recording's events appear in ``events.csv`` exactly once. Events are clipped
+to the recording (an end rounded past it is set to its end, times to the microsecond, never past
+it); an event so cut is kept even when now shorter than the detector's minimum duration. A
+recording that fails (unreadable, or a format that cannot hold its events) is an error row with no
+outputs. An error while writing outputs (disk full) is not a recording's error: the run stops with
+:class:`OutputError` naming the path, keeping every recording already written.
 
 Data parallel over processes, GPUs and nodes: launched by ``torchrun`` (``WORLD_SIZE`` > 1), rank
 ``r`` of ``W`` annotates recordings ``r, r + W, r + 2W, …`` of the sorted list (a disjoint share),
@@ -26,33 +52,39 @@ summary and combined tables::
 from __future__ import annotations
 
 import glob
-import json
+import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
-from biomae import __version__
-from biomae._io import atomic_open, atomic_write_text
-from biomae.annotations import concat_events, make_events, validate_events, write_annotations
+from biomae import _annotate_files as files
+from biomae._annotate_files import OUTPUT_SUFFIXES, STATE_DIR, OutputError, UsageError
+from biomae.annotations import make_events, validate_events
 
 # Containers we look for in folders; AAC/M4A/WMA are listed so that they are reported, not ignored.
 AUDIO_SUFFIXES = frozenset(
     ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .w64 .rf64 .caf .au .snd "
     ".m4a .aac .wma".split()
 )
-OUTPUT_SUFFIXES = {
-    "raven": ".selections.txt",
-    "audacity": ".audacity.txt",
-    "csv": ".events.csv",
-    "parquet": ".events.parquet",
-    "aoef": ".aoef.json",
-}
-STATE_DIR = ".biomae"  # per-recording canonical tables, used to resume and to merge the run's table
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "OUTPUT_SUFFIXES",
+    "STATE_DIR",
+    "AnnotateConfig",
+    "OutputError",
+    "Recording",
+    "UsageError",
+    "annotate",
+    "detector_name",
+    "find_recordings",
+]
 
 
 class Detector(Protocol):
@@ -67,7 +99,11 @@ class Detector(Protocol):
 
 @dataclass
 class AnnotateConfig:
-    """Options of an annotation run (the detector's own settings live with the detector)."""
+    """Options of an annotation run (the detector's own settings live with the detector).
+
+    ``formats``, ``plots``, ``page_s`` and ``max_pages`` shape the results: they are the run's
+    settings (with the detector's ``params()``); ``overwrite`` and ``progress`` are not.
+    """
 
     formats: Sequence[str] = ("raven",)
     overwrite: bool = False
@@ -86,29 +122,62 @@ class AnnotateConfig:
         if self.page_s <= 0:
             raise ValueError(f"page_s must be positive, got {self.page_s}")
 
+    def settings(self) -> dict:
+        return {
+            "formats": list(self.formats),
+            "plots": self.plots,
+            "page_s": self.page_s,
+            "max_pages": self.max_pages,
+        }
+
 
 @dataclass
 class Recording:
-    """An input recording and the relative stem its outputs are written under."""
+    """An input recording and the key its outputs are written under (module docstring)."""
 
     path: Path
-    key: str  # e.g. "site1/20240101_0500" (no suffix), unique within a run
-    outputs: dict[str, str] = field(default_factory=dict)
+    key: str  # e.g. "site1/20240101_0500" (no suffix), stable and unique within a run
+    resolved: str = ""
+
+    def __post_init__(self) -> None:
+        self.resolved = self.resolved or str(self.path.resolve())
+
+
+def _key(file: Path, root: Path, stems: dict[Path, set[str]]) -> str:
+    """``<root folder's name>/<file relative to root>``, suffix kept only if a sibling shares the
+    stem."""
+    folder = file.parent
+    if folder not in stems:
+        seen: set[str] = set()
+        stems[folder] = clash = set()
+        for sibling in folder.iterdir():
+            if sibling.suffix.lower() in AUDIO_SUFFIXES:
+                (clash if sibling.stem in seen else seen).add(sibling.stem)
+    relative = file.relative_to(root)
+    if file.stem not in stems[folder]:
+        relative = relative.with_suffix("")
+    prefix = Path(os.path.abspath(root)).name
+    return (Path(prefix) / relative).as_posix() if prefix else relative.as_posix()
 
 
 def find_recordings(inputs: Iterable[str | os.PathLike]) -> list[Recording]:
-    """Expand files, folders (recursive) and globs into recordings with unique output keys.
+    """Expand files, folders (recursive) and globs into recordings with stable, unique keys.
 
     Raises:
         FileNotFoundError: an input matches nothing (names the input).
+        UsageError: a folder holds no audio, or two files would be written under one key.
     """
-    found: list[tuple[Path, Path]] = []  # (file, the root its key is relative to)
+    found: list[tuple[Path, Path]] = []  # (file, the folder its key is relative to)
     for item in inputs:
         item = str(item)
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-            found.extend((p, path) for p in files if p.is_file())
+            files_in = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            files_in = [p for p in files_in if p.is_file() and STATE_DIR not in p.parts]
+            if not files_in:
+                suffixes = " ".join(sorted(AUDIO_SUFFIXES))
+                raise UsageError(f"{item}: no audio files in this folder (looked for {suffixes})")
+            found.extend((p, path) for p in files_in)
         elif path.is_file():
             found.append((path, path.parent))
         elif glob.has_magic(item):
@@ -119,41 +188,60 @@ def find_recordings(inputs: Iterable[str | os.PathLike]) -> list[Recording]:
         else:
             raise FileNotFoundError(f"{item}: no such file or folder")
     recordings: list[Recording] = []
-    seen: dict[str, Path] = {}  # key -> file
+    by_key: dict[str, Recording] = {}
+    resolved: set[str] = set()
+    stems: dict[Path, set[str]] = {}
     for file, root in found:
-        resolved = file.resolve()
-        if resolved in seen.values():  # the same file named twice (a folder and a glob, say)
+        rec = Recording(path=file, key=_key(file, root, stems))
+        if rec.resolved in resolved:  # the same file named twice (a folder and a glob, say)
             continue
-        key = file.relative_to(root).with_suffix("").as_posix()
-        if key in seen:  # the same stem from two inputs: disambiguate by the parent folder
-            key = f"{file.parent.name}/{key}"
-            n = 2
-            while key in seen:
-                key, n = f"{file.parent.name}/{file.stem}-{n}", n + 1
-        seen[key] = resolved
-        recordings.append(Recording(path=file, key=key))
+        if rec.key in by_key:
+            raise UsageError(
+                f"{by_key[rec.key].path} and {file} would both be written as {rec.key!r}; "
+                "annotate their parent folders instead (or each into its own --out)"
+            )
+        resolved.add(rec.resolved)
+        by_key[rec.key] = rec
+        recordings.append(rec)
     return recordings
 
 
-def _read_manifests(out_dir: Path) -> dict[str, dict]:
-    """The last entry per key over the run's JSON-lines manifests (every rank's; a torn last line
-    from a crash is ignored)."""
-    entries: dict[str, dict] = {}
-    for path in sorted(out_dir.glob("manifest*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            entries[entry["key"]] = entry
-    return entries
+def detector_name(detector: Detector, path: str | Path) -> str:
+    """The detector that runs on ``path``: ``detector.name_for(path)`` where it routes files."""
+    if hasattr(detector, "name_for"):
+        try:
+            return str(detector.name_for(path))
+        except Exception:  # an unreadable file: reported as the recording's error
+            pass
+    return str(detector.name)
 
 
-def _append_manifest(path: Path, entry: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+class _Interrupts:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt as usual and is also remembered, so that one
+    swallowed on its way (in a finalizer, a library's broad ``except``) still stops the run at the
+    next recording (:meth:`check`)."""
+
+    def __init__(self) -> None:
+        self.hit = False
+        self.previous = None
+
+    def __enter__(self) -> _Interrupts:
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handle)  # kept where it is ignored
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.hit = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def annotate(
@@ -162,35 +250,53 @@ def annotate(
     detector: Detector,
     config: AnnotateConfig | None = None,
 ) -> pd.DataFrame:
-    """Annotate every recording under ``inputs`` into ``out_dir``; returns the run's summary."""
+    """Annotate every recording under ``inputs`` into ``out_dir``; returns the run's summary.
+
+    Raises:
+        FileNotFoundError: an input matches nothing.
+        UsageError: no audio, clashing names, ``out_dir`` a file or not writable, or results made
+            with other settings in ``out_dir`` (without ``overwrite``).
+        OutputError: an output could not be written (disk full, ...); the run stops.
+        KeyboardInterrupt: Ctrl-C; every recording finished so far is kept, a rerun resumes.
+    """
+    with _Interrupts() as interrupts:
+        return _annotate(inputs, Path(out_dir), detector, config or AnnotateConfig(), interrupts)
+
+
+def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupts) -> pd.DataFrame:
     from biomae import audio as audio_io
     from biomae import distributed
 
-    config = config or AnnotateConfig()
-    out_dir = Path(out_dir)
-    state_dir = out_dir / STATE_DIR
-    state_dir.mkdir(parents=True, exist_ok=True)
-    inputs = list(inputs)
+    inputs = [str(i) for i in inputs]
+    files.check_out_dir(out_dir)
     recordings = find_recordings(inputs)
+    settings = {"detector": detector.params(), "annotate": config.settings()}
+    manifest = files.read_manifests(out_dir)
+    earlier_inputs = (
+        [] if config.overwrite else files.check_settings(out_dir, settings, bool(manifest))
+    )
     info = distributed.init(device="cpu")  # gloo: annotate only needs a barrier between ranks
     main_rank = info.rank == 0
     manifest_path = out_dir / (
         "manifest.jsonl" if info.world_size == 1 else f"manifest.rank{info.rank}.jsonl"
     )
-    manifest = {} if config.overwrite else _read_manifests(out_dir)
+    if config.overwrite:
+        manifest = {}
     distributed.barrier()  # every rank has read the manifests before any is removed
-    if config.overwrite and main_rank:
-        for old in out_dir.glob("manifest*.jsonl"):
-            old.unlink()
-    distributed.barrier()
     if main_rank:
-        _write_run_json(out_dir, inputs, recordings, detector, config, info.world_size)
+        files.remove_stale_temporaries(out_dir)
+        if config.overwrite:
+            for old in out_dir.glob("manifest*.jsonl"):
+                old.unlink()
+        all_inputs = earlier_inputs + [i for i in inputs if i not in earlier_inputs]
+        files.write_run_json(out_dir, all_inputs, settings, len(recordings), info.world_size)
+    distributed.barrier()
 
     todo, entries = [], {}
     for rec in recordings[info.rank :: info.world_size]:
-        entry = manifest.get(rec.key)
-        if entry and entry["status"] == "done" and _outputs_exist(out_dir, rec.key, config):
-            entries[rec.key] = entry | {"skipped": True}
+        entry = manifest.get(rec.resolved)
+        if _is_done(entry, rec, out_dir, config):
+            entries[rec.resolved] = entry | {"skipped": True}
         else:
             todo.append(rec)
 
@@ -199,79 +305,90 @@ def annotate(
         detections = (result for _, result in detector.detect_many([r.path for r in todo]))
     else:
         detections = (None for _ in todo)
-    for rec, detected in zip(todo, detections, strict=True):
-        entry = _annotate_one(rec, out_dir, detector, config, audio_io, detected)
-        _append_manifest(manifest_path, entry)
-        entries[rec.key] = entry | {"skipped": False}
-        progress.update(entry.get("duration_s") or 0.0)
-        progress.set_postfix(
-            events=entry.get("n_events", 0),
-            errors=sum(e["status"] == "error" for e in entries.values()),
-        )
-    progress.close()
+    try:
+        for rec, detected in zip(todo, detections, strict=True):
+            interrupts.check()
+            entry = _annotate_one(rec, out_dir, detector, config, audio_io, detected)
+            files.append_manifest(manifest_path, entry)
+            entries[rec.resolved] = entry | {"skipped": False}
+            progress.update(entry.get("duration_s") or 0.0)
+            progress.set_postfix(
+                events=entry.get("n_events", 0),
+                errors=sum(e["status"] == "error" for e in entries.values()),
+            )
+            interrupts.check()
+    finally:
+        detections.close()  # stops a model's decoding thread / workers
+        progress.close()
+    interrupts.check()
     if info.world_size == 1:
-        return _write_run_tables(out_dir, [entries[r.key] for r in recordings])
+        return files.write_run_tables(out_dir, [entries[r.resolved] for r in recordings])
     distributed.barrier()  # every rank's manifest is complete
     if main_rank:
-        merged = _read_manifests(out_dir)
-        for key, entry in merged.items():
-            entries.setdefault(key, entry | {"skipped": key in manifest})
-        summary = _write_run_tables(
-            out_dir, [entries[r.key] for r in recordings if r.key in entries]
-        )
+        for resolved, entry in files.read_manifests(out_dir).items():
+            entries.setdefault(resolved, entry | {"skipped": manifest.get(resolved) == entry})
+        rows = [entries[r.resolved] for r in recordings if r.resolved in entries]
+        summary = files.write_run_tables(out_dir, rows)
     else:
-        summary = pd.DataFrame([entries[r.key] for r in recordings if r.key in entries])
+        rows = [entries[r.resolved] for r in recordings if r.resolved in entries]
+        summary = pd.DataFrame(rows, columns=files.SUMMARY_COLUMNS)
     distributed.barrier()
     distributed.destroy()
     return summary
 
 
-def _write_run_json(out_dir, inputs, recordings, detector, config, world_size) -> None:
-    atomic_write_text(
-        out_dir / "run.json",
-        json.dumps(
-            {
-                "biomae_version": __version__,
-                "inputs": [str(i) for i in inputs],
-                "n_recordings": len(recordings),
-                "world_size": world_size,
-                "detector": detector.params(),
-                "annotate": asdict(config),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-            indent=2,
-            default=str,
-        ),
-    )
+def _is_done(entry: dict | None, rec: Recording, out_dir: Path, config: AnnotateConfig) -> bool:
+    """Done before, under the same key, from the same file (size and mtime), every output there."""
+    if not entry or entry.get("status") != "done" or entry.get("key") != rec.key:
+        return False
+    try:
+        stat = rec.path.stat()
+    except OSError:
+        return False
+    if (entry.get("size"), entry.get("mtime_ns")) != (stat.st_size, stat.st_mtime_ns):
+        return False
+    return all(p.exists() for p in files.output_paths(out_dir, rec.key, config.formats))
 
 
-def _outputs_exist(out_dir: Path, key: str, config: AnnotateConfig) -> bool:
-    paths = [out_dir / (key + OUTPUT_SUFFIXES[f]) for f in config.formats]
-    paths.append(out_dir / STATE_DIR / (key + ".parquet"))
-    return all(p.exists() for p in paths)
+def fit_to_recording(events: pd.DataFrame, duration_s: float) -> pd.DataFrame:
+    """Times rounded to the microsecond and clipped to ``[0, duration_s]`` (never past it)."""
+    limit_s = math.floor(duration_s * 1e6) / 1e6
+    end_s = events["end_s"].round(6).clip(lower=0.0, upper=limit_s)
+    start_s = events["start_s"].round(6).clip(lower=0.0)
+    return events.assign(start_s=start_s.where(start_s <= end_s, end_s), end_s=end_s)
 
 
 def _annotate_one(
     rec: Recording, out_dir: Path, detector: Detector, config, audio_io, detected=None
 ) -> dict:
     """Detect (unless ``detected`` holds the events, or the exception, already) and write one
-    recording; every failure becomes an ``error`` entry, never an exception (KeyboardInterrupt
-    excepted: it stops the run, leaving only whole files behind)."""
+    recording; a recording's failure becomes an ``error`` entry with no outputs. An output that
+    cannot be written raises :class:`OutputError`; KeyboardInterrupt stops the run, leaving only
+    whole files behind."""
     started = time.perf_counter()
+    stat = rec.path.stat() if rec.path.exists() else None
     entry = {
         "key": rec.key,
         "path": str(rec.path),
+        "resolved": rec.resolved,
+        "size": stat.st_size if stat else None,
+        "mtime_ns": stat.st_mtime_ns if stat else None,
         "status": "error",
+        "detector": detector_name(detector, rec.path),
         "n_events": 0,
         "duration_s": None,
         "sample_rate": None,
         "channels": None,
+        "warning": None,
         "error": "",
     }
     try:
         info = audio_io.info(rec.path)
         entry.update(
-            duration_s=info.duration_s, sample_rate=info.sample_rate, channels=info.channels
+            duration_s=info.duration_s,
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            warning=getattr(info, "warning", None),
         )
         if isinstance(detected, Exception):
             raise detected
@@ -281,33 +398,45 @@ def _annotate_one(
             events,
             sample_rate=info.sample_rate,
             duration_s=info.duration_s,
-            where=f"{detector.name} output for {rec.path}",
+            where=f"{entry['detector']} output for {rec.path}",
         )
-        for fmt in config.formats:
-            options = {"sample_rate": info.sample_rate} if fmt in ("raven", "aoef") else {}
-            if fmt == "aoef":
-                options["duration_s"] = info.duration_s
-            write_annotations(events, out_dir / (rec.key + OUTPUT_SUFFIXES[fmt]), fmt, **options)
+        events = fit_to_recording(events, info.duration_s)
         if config.plots:
-            from biomae.viz import plot_recording_pages
-
-            plot_recording_pages(
-                rec.path,
-                events,
-                out_dir / rec.key,
-                page_s=config.page_s,
-                title=f"{rec.path.name} — {len(events)} events ({detector.name})",
-                max_pages=config.max_pages,
-            )
-        state = out_dir / STATE_DIR / (rec.key + ".parquet")
-        write_annotations(events, state, "parquet")
+            note = _plot(rec, events, out_dir, config, entry["detector"], info)
+            entry["warning"] = "; ".join(w for w in (entry["warning"], note) if w) or None
+        files.write_tables(out_dir, rec.key, events, config.formats, info)
         entry.update(status="done", n_events=len(events))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OutputError):
         raise
     except Exception as err:  # a bad file is reported and skipped; the run goes on
         entry["error"] = f"{type(err).__name__}: {err}"
+        with files.writing(out_dir / rec.key):
+            files.remove_outputs(out_dir, rec.key)
     entry["seconds"] = round(time.perf_counter() - started, 3)
     return entry
+
+
+def _plot(rec: Recording, events, out_dir: Path, config, name: str, info) -> str | None:
+    """Pictures of one recording; returns a note when ``max_pages`` left pages undrawn."""
+    from biomae.viz import plot_recording_pages
+
+    n_pages = max(1, math.ceil(info.duration_s / config.page_s))
+    with files.writing(out_dir / rec.key):  # a picture not saved is an output error
+        plot_recording_pages(
+            rec.path,
+            events,
+            out_dir / rec.key,
+            page_s=config.page_s,
+            title=f"{rec.path.name} — {len(events)} events ({name})",
+            max_pages=config.max_pages,
+        )
+    if config.max_pages is not None and n_pages > config.max_pages:
+        drawn_s = config.max_pages * config.page_s
+        return (
+            f"pictures cover the first {config.max_pages} of {n_pages} pages "
+            f"({drawn_s:g} s of {info.duration_s:.0f} s; max_pages)"
+        )
+    return None
 
 
 class _NoProgress:
@@ -337,34 +466,3 @@ def _progress(todo: list[Recording], audio_io, enabled: bool):
         dynamic_ncols=True,
         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]{postfix}",
     )
-
-
-def _write_run_tables(out_dir: Path, entries: list[dict]) -> pd.DataFrame:
-    """summary.csv, errors.csv and the run's combined event table, from the per-recording state."""
-    columns = [
-        "key",
-        "path",
-        "status",
-        "n_events",
-        "duration_s",
-        "sample_rate",
-        "channels",
-        "seconds",
-        "skipped",
-        "error",
-    ]
-    summary = pd.DataFrame(entries, columns=columns)
-    with atomic_open(out_dir / "summary.csv") as handle:
-        summary.to_csv(handle, index=False)
-    errors = summary.loc[summary["status"] == "error", ["path", "error"]]
-    with atomic_open(out_dir / "errors.csv") as handle:
-        errors.to_csv(handle, index=False)
-    tables = []
-    for entry in entries:
-        state = out_dir / STATE_DIR / (entry["key"] + ".parquet")
-        if entry["status"] == "done" and state.exists():
-            tables.append(pd.read_parquet(state))
-    events = concat_events(tables)
-    write_annotations(events, out_dir / "events.csv", "csv")
-    write_annotations(events, out_dir / "events.parquet", "parquet")
-    return summary

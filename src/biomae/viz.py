@@ -30,11 +30,35 @@ def spectrogram_db(
     return power_db, times_s, freqs_hz
 
 
-def plot_events(
+LABEL_FONT_PT = 9
+LABEL_CHAR_IN = LABEL_FONT_PT * 0.75 / 72 + 0.02  # bold digit width plus the box's padding, inches
+AXES_WIDTH_FRACTION = 0.85  # the plot's share of the figure width
+LABEL_ROW_FRACTION = 0.09  # height of a staggered row of numbers, as a fraction of the plot
+MAX_LABEL_ROWS = 6
+
+
+def label_rows(
+    centers_s: list[float], widths_s: list[float], max_rows: int = MAX_LABEL_ROWS
+) -> list[int | None]:
+    """The row (0 = on the event's box, then downwards from the top) of each event's number so
+    that no two numbers overlap: each goes to the first row whose last number ends before it
+    starts; ``None`` when all ``max_rows`` rows are taken there (the number is not drawn).
+    Inputs in time order give a left-to-right fill."""
+    row_end_s = [-math.inf] * max_rows
+    rows: list[int | None] = []
+    for center_s, width_s in zip(centers_s, widths_s, strict=True):
+        left_s = center_s - width_s / 2
+        row = next((r for r in range(max_rows) if row_end_s[r] <= left_s), None)
+        if row is not None:
+            row_end_s[row] = center_s + width_s / 2
+        rows.append(row)
+    return rows
+
+
+def events_figure(
     audio: np.ndarray,
     sample_rate: int,
     events: pd.DataFrame,
-    path: str | Path,
     *,
     title: str = "",
     offset_s: float = 0.0,
@@ -42,13 +66,16 @@ def plot_events(
     dynamic_range_db: float = 70.0,
     width_in: float | None = None,
 ) -> Path:
-    """Save a spectrogram of ``audio`` with ``events`` drawn on it, atomically, as PNG.
+    """A spectrogram of ``audio`` with ``events`` drawn on it (a matplotlib Figure; close it).
+
+    Numbers sit over the events' part on the page and are clipped to the plot; where they would
+    overlap they are staggered in up to ``MAX_LABEL_ROWS`` rows, and those that still do not fit
+    are left out, the title saying how many.
 
     Args:
         audio: (n_samples,) float samples; its first sample is at ``offset_s`` in the recording.
         sample_rate: samples per second.
         events: event table (recording times, seconds); events outside the page are skipped.
-        path: output PNG path.
         title: picture title.
         offset_s: recording time of ``audio[0]`` (for pages of a long recording).
         numbers: the number printed for each event (default 1..n in table order).
@@ -76,9 +103,11 @@ def plot_events(
     )
     numbers = numbers if numbers is not None else list(range(1, len(events) + 1))
     top_khz = freqs_hz[-1] / 1000
+    page_end_s = offset_s + duration_s
+    shown = []  # (number, label x, label row) of events on the page
     for number, (_, event) in zip(numbers, events.iterrows(), strict=True):
         start_s, end_s = float(event["start_s"]), float(event["end_s"])
-        if end_s < offset_s or start_s > offset_s + duration_s:
+        if end_s < offset_s or start_s > page_end_s:
             continue
         has_box = not (math.isnan(event["low_hz"]) or math.isnan(event["high_hz"]))
         low_khz = event["low_hz"] / 1000 if has_box else 0.0
@@ -96,26 +125,53 @@ def plot_events(
         )
         ax.axvline(start_s, color="lime", linewidth=1.6)
         ax.axvline(end_s, color="red", linewidth=1.6)
+        # the label sits over the event's part on the page, so it never leaves the plot
+        shown.append((number, (max(start_s, offset_s) + min(end_s, page_end_s)) / 2, high_khz))
+    seconds_per_char = duration_s * LABEL_CHAR_IN / (width_in * AXES_WIDTH_FRACTION)
+    rows = label_rows(
+        [x for _, x, _ in shown], [len(str(n)) * seconds_per_char for n, _, _ in shown]
+    )
+    row_khz = top_khz * LABEL_ROW_FRACTION
+    staggered = any(row != 0 for row in rows)  # then every number sits in a row from the top
+    for (number, x_s, high_khz), row in zip(shown, rows, strict=True):
+        if row is None:
+            continue
+        y_khz = top_khz * 0.97 - row * row_khz if staggered else min(high_khz, top_khz * 0.97)
         ax.text(
-            (start_s + end_s) / 2,
-            min(high_khz, top_khz * 0.97),
+            x_s,
+            y_khz,
             str(number),
             color="white",
-            fontsize=9,
+            fontsize=LABEL_FONT_PT,
             fontweight="bold",
             ha="center",
-            va="bottom",
+            va="top" if staggered else "bottom",
+            clip_on=True,
             bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"},
         )
+    n_hidden = sum(row is None for row in rows)
+    if n_hidden:
+        title = f"{title} ({n_hidden} numbers not shown: too crowded, see the table)"
     ax.set_xlim(offset_s, offset_s + duration_s)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (kHz)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_events(audio: np.ndarray, sample_rate: int, events: pd.DataFrame, path, **options) -> Path:
+    """Save :func:`events_figure` of ``audio`` and ``events`` as PNG at ``path``, atomically
+    (``options``: those of :func:`events_figure`)."""
+    import matplotlib.pyplot as plt
+
+    fig = events_figure(audio, sample_rate, events, **options)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -128,7 +184,9 @@ def plot_recording_pages(
     title: str = "",
     max_pages: int | None = None,
 ) -> list[Path]:
-    """Pictures of a whole recording, one PNG per page of ``page_s`` seconds (read page by page).
+    """Pictures of a whole recording, one PNG per page of ``page_s`` seconds (read page by page);
+    with ``max_pages``, only the first ``max_pages`` pages (``biomae annotate`` says so in the
+    summary's warning column).
 
     Events are numbered 1..n over the whole recording in start order, so page numbers match the
     table.

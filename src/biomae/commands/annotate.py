@@ -1,4 +1,7 @@
-"""``biomae annotate PATH... --out DIR``: find every call in folders of recordings."""
+"""``biomae annotate PATH... --out DIR``: find every call in folders of recordings.
+
+Exit codes: see :data:`EXIT_CODES` (shown by ``biomae annotate --help``).
+"""
 
 from __future__ import annotations
 
@@ -34,11 +37,22 @@ are joined; events shorter than --min-duration-s are dropped; --label is written
 """.strip()
 
 
+EXIT_CODES = """exit codes:
+  0    every recording annotated
+  1    some recording(s) failed (listed in OUT/errors.csv); the others are written
+  2    usage error (bad option, no audio found, --out a file or not writable, results made with
+       other settings in --out: rerun with --overwrite), nothing annotated
+  3    an output could not be written (disk full, ...): the run stopped, what was written is kept
+  130  interrupted (Ctrl-C): what was written is kept; rerun to resume
+"""
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "annotate",
         help="detect calls in recordings and write Raven/Audacity/CSV/Parquet tables",
         description=DESCRIPTION,
+        epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files, folders or globs")
@@ -228,7 +242,7 @@ def build_detector(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from biomae.annotate import AnnotateConfig, annotate
+    from biomae.annotate import AnnotateConfig, OutputError, annotate
 
     try:
         config = AnnotateConfig(
@@ -240,16 +254,31 @@ def run(args: argparse.Namespace) -> int:
         )
         detector = build_detector(args)
         summary = annotate(args.inputs, args.out, detector, config)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # UsageError included
         print(f"biomae annotate: {err}", file=sys.stderr)
         return 2
+    except OutputError as err:
+        print(f"biomae annotate: {err}", file=sys.stderr)
+        return 3
+    return report(summary, args.out)
+
+
+def report(summary, out: str) -> int:
+    """Print the run's summary; returns the exit code (0 all done, 1 some failed)."""
     done = summary["status"].eq("done")
     skipped = summary["skipped"].fillna(False).astype(bool)
     n_errors = int((~done).sum())
+    n_warnings = int(summary["warning"].notna().sum())
     print(
         f"{int(done.sum())} recording(s) annotated ({int((done & skipped).sum())} already done), "
-        f"{int(summary.loc[done, 'n_events'].sum())} events, {n_errors} error(s) -> {args.out}"
+        f"{int(summary.loc[done, 'n_events'].sum())} events, {n_errors} error(s), "
+        f"{n_warnings} warning(s) -> {out}"
     )
+    by_detector = summary.loc[done, "detector"].fillna("?").value_counts()
+    if len(by_detector):
+        print("by detector: " + ", ".join(f"{name} {n}" for name, n in by_detector.items()))
+    if n_warnings:
+        print(f"warnings (truncated files, ...) are in the warning column of {out}/summary.csv")
     if n_errors:
-        print(f"unreadable recordings are listed in {args.out}/errors.csv", file=sys.stderr)
-    return 1 if n_errors and not done.any() else 0
+        print(f"unreadable recordings are listed in {out}/errors.csv", file=sys.stderr)
+    return 1 if n_errors else 0
