@@ -43,12 +43,12 @@ def test_annotate_output_folder_is_scored_once(tmp_path, capsys):
         write_annotations(make_events(rows, recording=f"{name}.wav"), ref / f"{name}.txt", "raven")
     out = tmp_path / "annotated"
     annotate = ["annotate", str(recordings), "--out", str(out), "--detector", "energy"]
-    assert main([*annotate, "--format", "raven,csv,parquet", "--quiet"]) == 0
+    assert main([*annotate, "--format", "raven,csv,parquet", "--no-progress"]) == 0
     assert (out / "run.json").exists() and (out / "events.parquet").exists()
 
     tables_only = tmp_path / "tables_only"
     tables_only.mkdir()
-    for table in out.glob("*.selections.txt"):
+    for table in out.rglob("*.selections.txt"):
         shutil.copy(table, tables_only)
     evaluate = ["evaluate", "--ref", str(ref), "--pred"]
     assert main([*evaluate, str(tables_only), "--out", str(tmp_path / "e1")]) == 0
