@@ -1,5 +1,5 @@
 """A field season in miniature: ~200 short recordings in nested site folders with the same file
-names in every site, 5% corrupt, annotated by `biomae annotate` in a subprocess killed -9 three
+names in every site, 5% corrupt or truncated, annotated by `biomae annotate` in a subprocess killed -9 three
 times, resumed, then rerun with a changed option — the result equals an uninterrupted run."""
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ N_SITES, N_PER_SITE = 4, 50  # 200 recordings
 
 def _field_season(root):
     rng = np.random.default_rng(0)
-    bad = []
+    bad, cut = [], []
     for site in range(N_SITES):
         for i in range(N_PER_SITE):
             path = root / f"site{site}" / f"2024-0{1 + i % 2}" / f"20240101_{i:06d}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
-            if (site * N_PER_SITE + i) % 20 == 7:  # 5% corrupt: garbage or zero bytes
+            if (site * N_PER_SITE + i) % 40 == 7:  # 2.5% corrupt: garbage or zero bytes
                 path.write_bytes(rng.bytes(300) if i % 2 else b"")
                 bad.append(path)
                 continue
@@ -37,7 +37,10 @@ def _field_season(root):
                 2 * np.pi * (1000 + 100 * site) * np.arange(640) / 8000
             )
             sf.write(path, audio.astype(np.float32), 8000)
-    return bad
+            if (site * N_PER_SITE + i) % 40 == 27:  # 2.5% cut short, as when a battery dies
+                path.write_bytes(path.read_bytes()[:-3000])
+                cut.append(path)
+    return bad, cut
 
 
 def _cmd(root, out, *extra):
@@ -49,7 +52,7 @@ def _cmd(root, out, *extra):
         str(root),
         "--out",
         str(out),
-        "--quiet",
+        "--no-progress",
         "--detector",
         "energy",
         "--format",
@@ -74,7 +77,7 @@ def _tables(out):
 @pytest.mark.slow
 def test_killed_three_times_resumed_then_rerun_with_a_changed_option(tmp_path):
     root = tmp_path / "season"
-    bad = _field_season(root)
+    bad, cut = _field_season(root)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference"
     assert subprocess.run(_cmd(root, reference), env=env, capture_output=True).returncode == 1
@@ -96,6 +99,9 @@ def test_killed_three_times_resumed_then_rerun_with_a_changed_option(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == N_SITES * N_PER_SITE and summary["key"].is_unique
     assert set(summary.loc[summary["status"] == "error", "path"]) == {str(p) for p in bad}
+    warned = summary[summary["warning"].fillna("").str.startswith("truncated")]
+    assert set(warned["path"]) == {str(p) for p in cut}  # read up to the cut, and said so
+    assert (warned["status"] == "done").all()
     entries = [json.loads(line) for line in (out / "manifest.jsonl").open()]
     done = Counter(e["resolved"] for e in entries if e["status"] == "done")
     assert len(done) == len(summary) - len(bad) and set(done.values()) == {1}  # exactly once
