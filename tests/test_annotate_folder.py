@@ -1,6 +1,7 @@
 """A field season in miniature: ~200 short recordings in nested site folders with the same file
-names in every site, 5% corrupt or truncated, annotated by `biomae annotate` in a subprocess killed -9 three
-times, resumed, then rerun with a changed option — the result equals an uninterrupted run."""
+names in every site, 5% corrupt or truncated, annotated by `biomae annotate` in a subprocess killed
+-9 three times, resumed, then rerun with a changed option — the result equals an uninterrupted
+run."""
 
 from __future__ import annotations
 
