@@ -1,5 +1,5 @@
 """Benchmark: validation event F1 of a fine-tuned detector at decoding thresholds beyond the
-calibration grid (``biomae.train.finetune.CALIBRATION_THRESHOLDS``), on the validation split of
+calibration grid (``biomae.train.tasks.CALIBRATION_THRESHOLDS``), on the validation split of
 the fine-tuning run that made it (the same ``split_labeled`` split; never its test data).
 
 Prints one line per threshold: ``threshold_on`` (``threshold_off`` keeps its ratio) and the event
@@ -21,6 +21,7 @@ import torch
 
 from biomae.train import finetune
 from biomae.train.pretrain import FrontEnd
+from biomae.train.tasks import DetectTask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,8 +49,9 @@ def main() -> int:
     front_end = FrontEnd(config, model.encoder.config.patch_t, device)
     print(f"{args.model.name}: {len(val_items)} validation recordings of {data['data_dir']}")
     for threshold in (float(t) for t in args.thresholds.split(",")):
-        finetune.CALIBRATION_THRESHOLDS = (threshold,)  # validate() scores exactly this one
-        score, decode = finetune.validate(model, front_end, val_items, None, config, device)
+        task = DetectTask(thresholds=(threshold,))  # validation scores exactly this one
+        with torch.no_grad():
+            score, decode = task.score(model, front_end, val_items, None, config, device)
         print(f"threshold_on {decode.threshold_on:.2f} (off {decode.threshold_off:.3f}): "
               f"validation event F1 {score:.4f}")  # fmt: skip
     return 0

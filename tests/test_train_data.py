@@ -110,6 +110,16 @@ def test_workers_do_not_change_the_stream(folder):
     workers = take(stream(recs, start=1), 4, num_workers=2)
     assert [b["index"] for b in workers] == [1, 2, 3, 4]
     assert all(torch.equal(a["audio"], b["audio"]) for a, b in zip(alone, workers, strict=True))
+    # the pretraining loader (shared-memory slots, reused): the same batches, kept intact after
+    # their slots were refilled, augmentation included
+    augment = data.make_augment(0.5, 0.5, RATE)
+    for num_workers in (0, 2):
+        expected = take(stream(recs, start=1, augment=augment), 9)
+        loader = data.BatchLoader(stream(recs, start=1, augment=augment), num_workers)
+        got = list(itertools.islice(loader, 9))
+        assert [b["index"] for b in got] == list(range(1, 10))
+        for a, b in zip(expected, got, strict=True):
+            assert torch.equal(a["audio"], b["audio"]) and a["n_fft"] == b["n_fft"]
 
 
 def test_fixed_windows_are_fixed(folder):

@@ -19,6 +19,8 @@ import sys
 
 
 def add_parser(subparsers) -> None:
+    from biomae.train.tasks import TASKS
+
     parser = subparsers.add_parser(
         "finetune",
         help="fine-tune an encoder with a detection / classification / embedding head",
@@ -37,7 +39,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--task",
         default=None,
-        choices=["detect", "classify", "embed"],
+        choices=list(TASKS),
         help="the head to train (head.task; default: the config's, else detect)",
     )
     parser.add_argument("--data", default=None, metavar="DIR", help="audio + Raven tables")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,8 +141,11 @@ def split_recordings(
     return train, held_out
 
 
-def read_window(rec: Recording, start: int, n_samples: int, sample_rate: int) -> np.ndarray:
-    """Mono window of ``n_samples`` at ``sample_rate`` Hz starting at native sample ``start``.
+def read_window(
+    rec: Recording, start: int, n_samples: int, sample_rate: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Mono window of ``n_samples`` at ``sample_rate`` Hz starting at native sample ``start``,
+    written into ``out`` ``(n_samples,)`` float32 when given.
 
     Reads ``ceil(n_samples * native / sample_rate)`` native samples (fewer at the end of the
     file) with ``biomae.audio.load`` (mono mixdown, soxr resampling) and zero-pads to
@@ -154,8 +158,9 @@ def read_window(rec: Recording, start: int, n_samples: int, sample_rate: int) ->
 
         first = start * sample_rate // rec.sample_rate
         part = open_pcm(rec.prepared)[first : first + n_samples]  # (n,) int16
-        out = np.zeros(n_samples, dtype=np.float32)
+        out = np.empty(n_samples, dtype=np.float32) if out is None else out
         np.multiply(part, np.float32(1 / INT16_SCALE), out=out[: len(part)])
+        out[len(part) :] = 0.0
         return out
     from biomae.audio import load
 
@@ -166,9 +171,10 @@ def read_window(rec: Recording, start: int, n_samples: int, sample_rate: int) ->
         start_s=start / rec.sample_rate,
         duration_s=n_native / rec.sample_rate,
     )  # (n,) mono at sample_rate
-    out = np.zeros(n_samples, dtype=np.float32)
+    out = np.empty(n_samples, dtype=np.float32) if out is None else out
     n = min(n_samples, mono.size)
     out[:n] = mono[:n]
+    out[n:] = 0.0
     return out
 
 
@@ -220,28 +226,106 @@ class RandomWindows(IterableDataset):
         durations = np.array([r.duration_s for r in self.recordings], dtype=np.float64)
         self.weights = durations / durations.sum()
 
-    def batch(self, index: int) -> dict:
-        """Micro-batch number ``index`` of the global stream (deterministic)."""
+    def batch(self, index: int, out: np.ndarray | None = None) -> dict:
+        """Micro-batch number ``index`` of the global stream (deterministic); its audio is written
+        into ``out`` ``(B, n_samples)`` float32 when given (a :class:`BatchLoader` slot)."""
         rng = np.random.default_rng([self.seed, index])
         picks = rng.choice(len(self.recordings), size=self.batch_size, p=self.weights)
-        audio = np.empty((self.batch_size, self.n_samples), dtype=np.float32)  # (B, n)
+        audio = np.empty((self.batch_size, self.n_samples), np.float32) if out is None else out
         for row, pick in enumerate(picks):
             rec = self.recordings[pick]
             n_native = -(-self.n_samples * rec.sample_rate // self.sample_rate)
             start = int(rng.integers(0, max(1, rec.n_frames - n_native + 1)))
-            audio[row] = read_window(rec, start, self.n_samples, self.sample_rate)
+            read_window(rec, start, self.n_samples, self.sample_rate, out=audio[row])
         n_fft = int(rng.choice(self.n_fft_choices)) if self.n_fft_choices else 0
         if self.augment is not None:
-            audio = self.augment(audio, rng)
+            audio[:] = self.augment(audio, rng)
         return {"audio": torch.from_numpy(audio), "n_fft": n_fft, "index": index}
 
-    def __iter__(self) -> Iterator[dict]:
+    def indices(self) -> Iterator[int]:
+        """The global micro-batch indices this process (and DataLoader worker) reads, in order."""
         worker = get_worker_info()
         worker_id, n_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
         k = self.start + worker_id
         while True:
-            yield self.batch(k * self.world_size + self.rank)
+            yield k * self.world_size + self.rank
             k += n_workers
+
+    def __iter__(self) -> Iterator[dict]:
+        return (self.batch(index) for index in self.indices())
+
+
+class BatchLoader:
+    """The micro-batches of a :class:`RandomWindows` stream, in order, built by ``num_workers``
+    DataLoader workers into reusable shared-memory slots (0: in this process).
+
+    A plain ``DataLoader`` moves each batch through a fresh shared-memory segment (allocated,
+    zero-filled page by page, mapped, freed): ~0.9 ms of CPU per 10-s window at 16 kHz, three
+    times the cost of cutting the window from prepared audio. Here each worker owns
+    ``prefetch_factor + 1`` slots ``(B, n_samples)`` float32, allocated once; it writes a batch into
+    a free slot and sends the slot's number; the main process copies the slot out (into pinned
+    memory with ``pin_memory``) and frees it. Batches equal the stream's (tested).
+    """
+
+    def __init__(
+        self, stream: RandomWindows, num_workers: int = 0, prefetch_factor: int = 2,
+        pin_memory: bool = False,
+    ):  # fmt: skip
+        self.stream, self.num_workers, self.pin_memory = stream, num_workers, pin_memory
+        if num_workers == 0:
+            return
+        shape = (num_workers, prefetch_factor + 1, stream.batch_size, stream.n_samples)
+        storage = torch.empty(0)._typed_storage()._new_shared(int(np.prod(shape)))
+        self.slots = torch.empty(0).new(storage).view(shape)  # (W, K, B, n), pages on first write
+        self.free = torch.ones(shape[:2], dtype=torch.int32).share_memory_()  # (W, K) 1 = free
+        self.loader = torch.utils.data.DataLoader(
+            _SlotStream(stream, self.slots, self.free),
+            batch_size=None,
+            num_workers=num_workers,
+            collate_fn=_identity,
+            prefetch_factor=prefetch_factor,
+            persistent_workers=True,
+        )
+
+    def __iter__(self) -> Iterator[dict]:
+        if self.num_workers == 0:
+            for batch in self.stream:
+                yield {**batch, "audio": batch["audio"].pin_memory()} if self.pin_memory else batch
+            return
+        for message in self.loader:
+            w, k = message.pop("slot")
+            slot = self.slots[w, k]  # (B, n) shared
+            audio = slot.pin_memory() if self.pin_memory else slot.clone()
+            self.free[w, k] = 1  # copied out: the worker may refill it
+            yield {"audio": audio, **message}
+
+
+def _identity(message: dict) -> dict:
+    return message
+
+
+class _SlotStream(IterableDataset):
+    """Worker side of :class:`BatchLoader`: fills its slots in turn, yields slot numbers."""
+
+    WAIT_S = 600.0  # a worker gives up waiting for a slot after this long (a stuck consumer)
+
+    def __init__(self, stream: RandomWindows, slots: torch.Tensor, free: torch.Tensor):
+        self.stream, self.slots, self.free = stream, slots, free
+
+    def __iter__(self) -> Iterator[dict]:
+        worker = get_worker_info()
+        w = 0 if worker is None else worker.id
+        n_slots = self.slots.shape[1]
+        for i, index in enumerate(self.stream.indices()):
+            k = i % n_slots
+            deadline = time.monotonic() + self.WAIT_S
+            while not self.free[w, k]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"BatchLoader worker {w}: slot {k} not released in time")
+                time.sleep(0.0005)
+            self.free[w, k] = 0
+            batch = self.stream.batch(index, out=self.slots[w, k].numpy())
+            yield {"slot": (w, k), "n_fft": batch["n_fft"], "index": batch["index"]}
 
 
 def fixed_windows(

@@ -1,16 +1,11 @@
 """Supervised fine-tuning of a (pretrained) encoder with a head: one flat, step-based loop.
 
 ``finetune(config)`` trains ``encoder → head`` on labelled recordings (audio + one Raven table per
-recording, found by :func:`find_labeled`) for one of three tasks:
-
-- ``detect``: :class:`~biomae.models.heads.DetectionHead`, frame targets from
-  :func:`biomae.decode.frame_targets`, class-balanced BCE (or focal loss); validated by **event F1
-  at IoU >= 0.3** (:func:`biomae.evaluate.metrics.event_f1`) on whole held-out recordings, decoded
-  with the ``[decode]`` settings;
-- ``classify``: :class:`~biomae.models.heads.ClassificationHead` (attention pooling), multi-label
-  BCE on the labels of events whose midpoint lies in the window; validated by micro F1 at 0.5;
-- ``embed``: :class:`~biomae.models.heads.ProjectionHead` and SupCon over pairs of windows around
-  the same event (two views); validated by minus the held-out SupCon loss.
+recording, found by :func:`find_labeled`) for one task, ``TASKS[config.head.task]``
+(:mod:`biomae.train.tasks`): its head, targets, loss and validation score. The shipped tasks are
+``detect`` (frame activity, validated by event F1 at IoU >= 0.3 on whole held-out recordings),
+``classify`` (multi-label clips, micro F1) and ``embed`` (SupCon embeddings, minus the held-out
+loss); the loop itself holds nothing task-specific.
 
 Every step: learning rate from :func:`~biomae.train.common.lr_at` scaled per parameter group by
 **layer-wise decay** (``finetune.layer_decay ** (depth + 1 - layer)``: patch embedding = layer 0,
@@ -26,7 +21,8 @@ share an individual stay on one side).
 
 The pieces live beside this loop: the config in :mod:`biomae.train.finetune_config`, the labelled
 data (discovery, split, windows) in :mod:`biomae.train.finetune_data`, the model, its parameter
-groups and its file in :mod:`biomae.train.finetune_model`; their public names are re-exported here.
+groups and its file in :mod:`biomae.train.finetune_model`, the tasks in :mod:`biomae.train.tasks`;
+their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -46,7 +41,6 @@ from biomae.train.config import ConfigError
 from biomae.train.config_values import config_changes
 from biomae.train.finetune_config import (
     SECTIONS,
-    TASKS,
     FinetuneConfig,
     FinetuneSection,
     HeadConfig,
@@ -72,14 +66,24 @@ from biomae.train.finetune_model import (
     param_groups,
     save_finetuned,
 )
+from biomae.train.tasks import (
+    CALIBRATION_THRESHOLDS,
+    TASKS,
+    Task,
+    calibrated,
+    clip_targets,
+    predict_recording,
+)
 
 __all__ = [
     "AUDIO_SUFFIXES",
     "BEST_NAME",
+    "CALIBRATION_THRESHOLDS",
     "CHECKPOINT_NAME",
     "MODEL_FORMAT",
     "SECTIONS",
     "TASKS",
+    "Task",
     "FinetuneConfig",
     "FinetuneModel",
     "FinetuneSection",
@@ -89,7 +93,9 @@ __all__ = [
     "LabeledWindows",
     "build_head",
     "build_model",
+    "calibrated",
     "catalog_labeled",
+    "clip_targets",
     "config_from_dict",
     "config_to_dict",
     "find_labeled",
@@ -110,159 +116,24 @@ RESUME_KEYS = ("model", "front_end", "head", "finetune")  # must not change when
 
 
 # ----------------------------------------------------------------------------------------------
-# Losses and validation per task
-
-
-def _n_out(model: FinetuneModel, n_frames: int) -> int:
-    return model.head.n_frames(n_frames // model.encoder.config.patch_t)
+# The task's loss and validation
 
 
 def task_loss(model: FinetuneModel, spec: torch.Tensor, batch: dict, config: FinetuneConfig):
     """The training loss of one micro-batch; ``spec`` is ``(B, F, T)`` normalised log-mel."""
-    from biomae import decode, losses
-
-    h = config.head
-    labels = h.labels or None
+    task = TASKS[config.head.task]
     out = model(spec)
-    if h.task == "detect":
-        n_out, hop_s = out["activity"].shape[1], model.head.frame_hop_s
-        terms, weights = {}, {}
-        targets = {"activity": [], "onset": [], "offset": []}
-        for item, offset_s in zip(batch["items"], batch["offsets_s"], strict=True):
-            targets["activity"].append(
-                decode.frame_targets(item.events, n_out, hop_s, labels, offset_s)
-            )
-            onset, offset = decode.boundary_targets(item.events, n_out, hop_s, labels, offset_s)
-            targets["onset"].append(onset)
-            targets["offset"].append(offset)
-        for name, logits in out.items():
-            target = torch.from_numpy(np.stack(targets[name])).to(logits.device)  # (B, T, C)
-            if h.loss == "focal":
-                terms[name] = losses.focal_loss(logits.float(), target, gamma=h.focal_gamma)
-            else:
-                pos_weight = losses.pos_weight_from_targets(target, max_weight=h.max_pos_weight)
-                terms[name] = losses.detection_bce(logits.float(), target, pos_weight)
-            weights[name] = 1.0 if name == "activity" else 0.5
-        return losses.combined_loss(terms, weights)
-    if h.task == "classify":
-        target = torch.from_numpy(_clip_targets(batch, h.labels, config.data.window_s))
-        return losses.multilabel_bce(out.float(), target.to(out.device))
-    index = {label: i for i, label in enumerate(h.labels)}
-    unknown = sorted({lab for lab in batch["labels"] if lab not in index})
-    if unknown:
-        raise ValueError(f"embed: event labels {unknown} are not among head.labels {h.labels}")
-    ids = torch.tensor([index[lab] for lab in batch["labels"]], device=out.device)
-    return losses.supcon_loss(out.float(), ids, h.temperature)
-
-
-def _clip_targets(batch: dict, labels: list[str], window_s: float) -> np.ndarray:
-    """``(B, C)`` multi-hot: the labels of events whose midpoint lies in each window."""
-    index = {label: i for i, label in enumerate(labels)}
-    out = np.zeros((len(batch["items"]), len(labels)), dtype=np.float32)
-    for row, (item, offset_s) in enumerate(zip(batch["items"], batch["offsets_s"], strict=True)):
-        mid = (item.events.start_s + item.events.end_s) / 2 - offset_s
-        for label in item.events.label[(mid >= 0) & (mid < window_s)]:
-            if label not in index:
-                raise ValueError(f"{item.name}: label {label!r} is not among head.labels {labels}")
-            out[row, index[label]] = 1.0
-    return out
-
-
-@torch.no_grad()
-def predict_recording(model, front_end, item: LabeledRecording, config: FinetuneConfig, device):
-    """Frame probabilities over a whole recording at ``model.head.frame_hop_s``: a dict with an
-    ``(n_frames, C)`` array per head output ("activity", and "onset" / "offset" when trained).
-
-    Windows follow each other without overlap, except the last, which is moved back to end at the
-    recording's end (to the frame) so that windows hold no padding unless the recording is shorter
-    than one window; its frames overwrite the overlapped ones.
-    """
-    from biomae.train.data import read_window
-
-    rec, hop_s = item.recording, model.head.frame_hop_s
-    n_keep = max(1, math.ceil(rec.duration_s / hop_s - 1e-9))
-    n_out = round(config.data.window_s / hop_s)  # head frames per window
-    starts = list(range(0, max(1, n_keep - n_out), n_out))
-    if n_keep > n_out and starts[-1] + n_out < n_keep:
-        starts.append(n_keep - n_out)
-    shape = (n_keep, model.head.config.n_classes)
-    probs = {name: np.zeros(shape, dtype=np.float32) for name in model.head.config.outputs}
-    for first in range(0, len(starts), config.data.batch_size):
-        chunk = starts[first : first + config.data.batch_size]
-        audio = np.stack(
-            [
-                read_window(
-                    rec,
-                    round(f * hop_s * rec.sample_rate),
-                    config.window_samples,
-                    config.front_end.sample_rate,
-                )
-                for f in chunk
-            ]
-        )  # (b, n)
-        out = model(front_end(torch.from_numpy(audio).to(device)))  # {name: (b, T_out, C)}
-        for name, logits in out.items():
-            window_probs = torch.sigmoid(logits.float()).cpu().numpy()
-            for f, frames in zip(chunk, window_probs, strict=True):
-                keep = min(n_out, n_keep - f)
-                probs[name][f : f + keep] = frames[:keep]
-    return probs
-
-
-CALIBRATION_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def calibrated(decode, threshold_on: float):
-    """``decode`` with ``threshold_on`` and ``threshold_off`` scaled to keep its ratio to it."""
-    from dataclasses import replace
-
-    on, off = decode.thresholds("")
-    return replace(decode, threshold_on=threshold_on, threshold_off=threshold_on * off / on)
+    return task.loss(out, task.targets(model.head, out, batch, config), config)
 
 
 @torch.no_grad()
 def validate(model, front_end, val_items, val_batch, config: FinetuneConfig, device):
-    """``(score, decode)``: the validation score (higher is better) — event F1 (detect), clip
-    micro F1 (classify) or minus the SupCon loss (embed) — and the decode settings it was reached
-    with (calibrated when ``finetune.calibrate_threshold``)."""
-    from biomae.annotations.schema import concat_events
-    from biomae.decode import decode_events
-    from biomae.evaluate.metrics import MatchConfig, event_f1
-
+    """``(score, decode)``: the task's validation score (higher is better) — event F1 (detect),
+    clip micro F1 (classify) or minus the SupCon loss (embed) — and the decode settings it was
+    reached with (calibrated when ``finetune.calibrate_threshold``)."""
     model.eval()
-    h = config.head
-    if h.task == "detect":
-        labels = h.labels or [""]
-        probs = [predict_recording(model, front_end, it, config, device) for it in val_items]
-        ref = concat_events(it.events for it in val_items)
-        match = MatchConfig(iou_threshold=0.3, match_labels=bool(h.labels))
-        candidates = [config.decode]
-        if config.finetune.calibrate_threshold:
-            candidates = [calibrated(config.decode, t) for t in CALIBRATION_THRESHOLDS]
-        best = (-math.inf, config.decode)
-        for decode in candidates:
-            preds = [
-                decode_events(
-                    p["activity"],
-                    model.head.frame_hop_s,
-                    labels,
-                    decode,
-                    onset=p.get("onset"),
-                    offset=p.get("offset"),
-                    recording=it.name,
-                )
-                for p, it in zip(probs, val_items, strict=True)
-            ]
-            score = float(event_f1(concat_events(preds), ref, match).overall.f1)
-            best = max(best, (score, decode), key=lambda pair: pair[0])
-        return best
-    spec = front_end(val_batch["audio"])
-    if h.task == "classify":
-        predicted = (model(spec).float() > 0).cpu().numpy()
-        truth = _clip_targets(val_batch, h.labels, config.data.window_s) > 0
-        tp = int((predicted & truth).sum())
-        return 2 * tp / max(1, int(predicted.sum() + truth.sum())), config.decode
-    return -float(task_loss(model, spec, val_batch, config)), config.decode
+    task = TASKS[config.head.task]
+    return task.score(model, front_end, val_items, val_batch, config, device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -301,11 +172,8 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
     else:
         items = find_labeled(config.data.data_dir)
     train_items, val_items = split_labeled(items, config.data.val_fraction, config.data.split_by)
-    if config.head.task == "detect" and not sum(len(it.events) for it in val_items):
-        raise ValueError(
-            f"the validation split ({[it.name for it in val_items]}) holds no events: event F1 is "
-            "undefined; change data.val_fraction or add annotated recordings"
-        )
+    task = TASKS[config.head.task]
+    task.check_split(val_items)
     log(
         f"finetune: {len(train_items)} train / {len(val_items)} validation recordings "
         f"({config.data.split_by} split) from {config.data.catalog or config.data.data_dir}"
@@ -340,7 +208,6 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
                 "raise optim.max_steps to train on"
             )
     atomic_write_text(out_dir / "config.json", config_json + "\n")
-    pairs = config.head.task == "embed"
     windows = LabeledWindows(
         train_items,
         config.window_samples,
@@ -348,19 +215,9 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
         config.data.batch_size,
         config.train.seed,
         config.data.positive_fraction,
-        pairs,
+        task.pairs,
     )
-    val_batch = None
-    if config.head.task != "detect":
-        val_batch = LabeledWindows(
-            val_items,
-            config.window_samples,
-            config.front_end.sample_rate,
-            max(2, 4 * config.data.batch_size),
-            config.train.seed + 1,
-            config.data.positive_fraction,
-            pairs,
-        ).batch(0)
+    val_batch = task.validation_batch(val_items, config)
     rows, started = [], time.time()
     while step < o.max_steps:
         lr = common.lr_at(step, o.lr, o.warmup_steps, o.max_steps, o.min_lr)

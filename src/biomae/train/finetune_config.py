@@ -29,13 +29,13 @@ from biomae.train.config import (
     read_toml,
     resolve_config,
 )
-
-TASKS = ("detect", "classify", "embed")
+from biomae.train.tasks import TASKS
 
 
 @dataclass
 class HeadConfig:
-    """The task and its head. ``labels`` empty = class-agnostic detection (one activity class)."""
+    """The task (a name in :data:`biomae.train.tasks.TASKS`) and its head. ``labels`` empty =
+    class-agnostic detection (one activity class)."""
 
     task: str = "detect"
     labels: list[str] = field(default_factory=list)
@@ -50,12 +50,13 @@ class HeadConfig:
     temperature: float = 0.1
 
     def __post_init__(self) -> None:
-        check(self.task in TASKS, f"head.task={self.task!r} not in {TASKS}")
+        check(self.task in TASKS, f"head.task={self.task!r} not in {tuple(TASKS)}")
         check(self.loss in ("bce", "focal"), f"head.loss={self.loss!r} not in ('bce', 'focal')")
         check(len(set(self.labels)) == len(self.labels), f"head.labels={self.labels} repeat")
+        n_labels = TASKS[self.task].min_labels
         check(
-            self.task == "detect" or len(self.labels) >= 2,
-            f"head.task={self.task!r} needs >= 2 head.labels; got {self.labels}",
+            len(self.labels) >= n_labels,
+            f"head.task={self.task!r} needs >= {n_labels} head.labels; got {self.labels}",
         )
         check(self.max_pos_weight >= 1, f"head.max_pos_weight={self.max_pos_weight} must be >= 1")
         check(self.temperature > 0, f"head.temperature={self.temperature} must be > 0")
@@ -66,8 +67,8 @@ class FinetuneSection:
     """``init``: an encoder ``.safetensors`` (``biomae pretrain`` output) or "none" (random init of
     ``model.preset``); ``freeze_encoder``: train the head only; ``layer_decay`` in (0, 1];
     ``calibrate_threshold`` (detection): at each validation, pick ``decode.threshold_on`` from
-    ``CALIBRATION_THRESHOLDS`` by validation event F1 (``threshold_off`` keeps its ratio to it) and
-    save the best model with it."""
+    ``biomae.train.tasks.CALIBRATION_THRESHOLDS`` by validation event F1 (``threshold_off`` keeps
+    its ratio to it) and save the best model with it."""
 
     init: str = "none"
     freeze_encoder: bool = False

@@ -20,13 +20,15 @@ from torch import nn
 from biomae._io import atomic_path
 from biomae.train.config import ConfigError
 from biomae.train.finetune_config import FinetuneConfig, config_from_dict, config_to_dict
+from biomae.train.tasks import TASKS
 
 MODEL_FORMAT = "biomae-finetuned/1"
 
 
 class FinetuneModel(nn.Module):
-    """Encoder + one head. ``forward(spec (B, F, T))`` returns the head's output: a dict of
-    ``(B, T_out, C)`` logits (detect), ``(B, C)`` logits (classify) or ``(B, E)`` unit vectors."""
+    """Encoder + one head. ``forward(spec (B, F, T))`` returns the head's output, as its task
+    (``TASKS[task]``) wires it: a dict of ``(B, T_out, C)`` logits (detect), ``(B, C)`` logits
+    (classify) or ``(B, E)`` unit vectors (embed). ``task`` is the task's name."""
 
     def __init__(self, encoder: nn.Module, head: nn.Module, task: str):
         super().__init__()
@@ -36,33 +38,12 @@ class FinetuneModel(nn.Module):
 
     def forward(self, spec: torch.Tensor):
         tokens = self.encoder.forward_features(spec)  # (B, N, D)
-        if self.task == "detect":
-            return self.head(tokens, self.encoder.grid(spec.shape[-1]))
-        return self.head(tokens)
+        return TASKS[self.task].forward(self.head, tokens, self.encoder.grid(spec.shape[-1]))
 
 
 def build_head(config: FinetuneConfig, vit_config) -> nn.Module:
     """The head of ``config.head.task`` for an encoder of ``vit_config``."""
-    from biomae.models import heads
-
-    h, dim = config.head, vit_config.dim
-    if h.task == "detect":
-        head_config = heads.DetectionHeadConfig(
-            dim=dim,
-            patch_t=vit_config.patch_t,
-            hop_s=config.front_end.hop_s,
-            n_classes=max(1, len(h.labels)),
-            outputs=tuple(h.outputs),
-            upsample=h.upsample,
-            hidden_dim=h.hidden_dim,
-            conv_layers=h.conv_layers,
-        )
-        head = heads.DetectionHead(head_config)
-        heads.init_output_bias(head.out, prior=0.1)
-        return head
-    if h.task == "classify":
-        return heads.ClassificationHead(dim, len(h.labels), pool=heads.AttentionPool(dim))
-    return heads.ProjectionHead(dim, out_dim=h.embed_dim)
+    return TASKS[config.head.task].build_head(config, vit_config)
 
 
 def build_model(config: FinetuneConfig) -> FinetuneModel:

@@ -255,13 +255,7 @@ def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True,
         augment=data.make_augment(cfg.data.mix_prob, cfg.data.noise_prob, rate),
     )
     loader = iter(
-        torch.utils.data.DataLoader(
-            stream,
-            batch_size=None,
-            num_workers=cfg.data.num_workers,
-            pin_memory=info.device.type == "cuda",
-            persistent_workers=cfg.data.num_workers > 0,
-        )
+        data.BatchLoader(stream, cfg.data.num_workers, pin_memory=info.device.type == "cuda")
     )
     writer = None
     if main:

@@ -1,0 +1,343 @@
+"""Fine-tuning tasks: each one head, its targets, its loss and its validation metric, as one object.
+
+The fine-tuning loop (:func:`biomae.train.finetune.finetune`) looks its task up once by name,
+``TASKS[config.head.task]``, and calls the same methods for every task; adding a task is adding one
+:class:`Task` subclass and its :data:`TASKS` entry. The three shipped tasks:
+
+- ``detect`` (:class:`DetectTask`): :class:`~biomae.models.heads.DetectionHead`, frame targets
+  from :func:`biomae.decode.frame_targets` (and onset / offset targets), class-balanced BCE or
+  focal loss; validated by **event F1 at IoU >= 0.3** on whole held-out recordings, decoded with
+  the ``[decode]`` settings (or the best of :data:`CALIBRATION_THRESHOLDS`);
+- ``classify`` (:class:`ClassifyTask`): :class:`~biomae.models.heads.ClassificationHead`
+  (attention pooling), multi-label BCE on the labels of events whose midpoint lies in the window;
+  validated by micro F1 at 0.5 on one held-out batch;
+- ``embed`` (:class:`EmbedTask`): :class:`~biomae.models.heads.ProjectionHead` and SupCon over
+  pairs of windows around the same event (two views); validated by minus the held-out SupCon loss.
+
+A batch is a :class:`~biomae.train.finetune_data.LabeledWindows` item: ``{"audio" (B, n_samples),
+"offsets_s", "items", "labels"}``. Imports torch only where a method needs it, so that reading a
+config stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from biomae.train.finetune_config import FinetuneConfig
+
+CALIBRATION_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+class Task:
+    """One fine-tuning task. Subclasses set ``name`` and implement :meth:`build_head`,
+    :meth:`targets`, :meth:`loss` and :meth:`score`; the rest has defaults.
+
+    Attributes:
+        name: the ``head.task`` value that selects it.
+        min_labels: the fewest ``head.labels`` it accepts (checked when the config is built).
+        pairs: training windows come as two views per event (rows ``2k``, ``2k + 1``).
+    """
+
+    name: ClassVar[str] = ""
+    min_labels: ClassVar[int] = 0
+    pairs: ClassVar[bool] = False
+
+    def build_head(self, config: FinetuneConfig, vit_config: Any) -> nn.Module:
+        """The head for an encoder of ``vit_config`` (a :class:`~biomae.models.vit.ViTConfig`)."""
+        raise NotImplementedError
+
+    def forward(self, head: nn.Module, tokens: torch.Tensor, grid: tuple[int, int]) -> Any:
+        """The head's output for encoder tokens ``(B, N, D)`` on a patch ``grid``."""
+        return head(tokens)
+
+    def targets(self, head: nn.Module, out: Any, batch: dict, config: FinetuneConfig) -> Any:
+        """What :meth:`loss` compares ``out`` with, built from the batch's events."""
+        raise NotImplementedError
+
+    def loss(self, out: Any, targets: Any, config: FinetuneConfig) -> torch.Tensor:
+        """The scalar training loss of one micro-batch."""
+        raise NotImplementedError
+
+    def check_split(self, val_items: list) -> None:
+        """Raise ``ValueError`` when the validation recordings cannot give a score."""
+
+    def validation_batch(self, val_items: list, config: FinetuneConfig) -> dict | None:
+        """The fixed held-out batch :meth:`score` reads (``4 * batch_size`` windows), or None."""
+        from biomae.train.finetune_data import LabeledWindows
+
+        return LabeledWindows(
+            val_items,
+            config.window_samples,
+            config.front_end.sample_rate,
+            max(2, 4 * config.data.batch_size),
+            config.train.seed + 1,
+            config.data.positive_fraction,
+            self.pairs,
+        ).batch(0)
+
+    def score(self, model, front_end, val_items, val_batch, config: FinetuneConfig, device):
+        """``(score, decode)``: the validation score of ``model`` (in eval mode; higher is better)
+        and the decode settings it was reached with (``config.decode`` unless calibrated)."""
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------------------------
+# Detection
+
+
+class DetectTask(Task):
+    """Frame-level detection. ``thresholds``: the ``threshold_on`` grid tried at validation when
+    ``finetune.calibrate_threshold`` (``threshold_off`` keeps its ratio to it)."""
+
+    name = "detect"
+
+    def __init__(self, thresholds: tuple[float, ...] = CALIBRATION_THRESHOLDS):
+        self.thresholds = tuple(thresholds)
+
+    def build_head(self, config, vit_config):
+        from biomae.models import heads
+
+        h = config.head
+        head_config = heads.DetectionHeadConfig(
+            dim=vit_config.dim,
+            patch_t=vit_config.patch_t,
+            hop_s=config.front_end.hop_s,
+            n_classes=max(1, len(h.labels)),
+            outputs=tuple(h.outputs),
+            upsample=h.upsample,
+            hidden_dim=h.hidden_dim,
+            conv_layers=h.conv_layers,
+        )
+        head = heads.DetectionHead(head_config)
+        heads.init_output_bias(head.out, prior=0.1)
+        return head
+
+    def forward(self, head, tokens, grid):
+        return head(tokens, grid)
+
+    def targets(self, head, out, batch, config):
+        """``{name: (B, T_out, C)}`` frame targets for each head output."""
+        import torch
+
+        from biomae import decode
+
+        labels = config.head.labels or None
+        n_out, hop_s = out["activity"].shape[1], head.frame_hop_s
+        frames: dict[str, list] = {"activity": [], "onset": [], "offset": []}
+        for item, offset_s in zip(batch["items"], batch["offsets_s"], strict=True):
+            frames["activity"].append(
+                decode.frame_targets(item.events, n_out, hop_s, labels, offset_s)
+            )
+            onset, offset = decode.boundary_targets(item.events, n_out, hop_s, labels, offset_s)
+            frames["onset"].append(onset)
+            frames["offset"].append(offset)
+        return {
+            name: torch.from_numpy(np.stack(frames[name])).to(logits.device)  # (B, T, C)
+            for name, logits in out.items()
+        }
+
+    def loss(self, out, targets, config):
+        """Activity + half-weighted onset / offset terms, each class-balanced BCE or focal."""
+        from biomae import losses
+
+        h = config.head
+        terms, weights = {}, {}
+        for name, logits in out.items():
+            target = targets[name]
+            if h.loss == "focal":
+                terms[name] = losses.focal_loss(logits.float(), target, gamma=h.focal_gamma)
+            else:
+                pos_weight = losses.pos_weight_from_targets(target, max_weight=h.max_pos_weight)
+                terms[name] = losses.detection_bce(logits.float(), target, pos_weight)
+            weights[name] = 1.0 if name == "activity" else 0.5
+        return losses.combined_loss(terms, weights)
+
+    def check_split(self, val_items):
+        if not sum(len(it.events) for it in val_items):
+            raise ValueError(
+                f"the validation split ({[it.name for it in val_items]}) holds no events: event "
+                "F1 is undefined; change data.val_fraction or add annotated recordings"
+            )
+
+    def validation_batch(self, val_items, config):
+        return None  # scored on whole recordings
+
+    def score(self, model, front_end, val_items, val_batch, config, device):
+        """Event F1 at IoU >= 0.3 over the whole validation recordings (labels matched when the
+        head has labels); with ``finetune.calibrate_threshold`` the best over :attr:`thresholds`."""
+        from biomae.annotations.schema import concat_events
+        from biomae.decode import decode_events
+        from biomae.evaluate.metrics import MatchConfig, event_f1
+
+        labels = config.head.labels or [""]
+        probs = [predict_recording(model, front_end, it, config, device) for it in val_items]
+        ref = concat_events(it.events for it in val_items)
+        match = MatchConfig(iou_threshold=0.3, match_labels=bool(config.head.labels))
+        candidates = [config.decode]
+        if config.finetune.calibrate_threshold:
+            candidates = [calibrated(config.decode, t) for t in self.thresholds]
+        best = (-math.inf, config.decode)
+        for decode in candidates:
+            preds = [
+                decode_events(
+                    p["activity"],
+                    model.head.frame_hop_s,
+                    labels,
+                    decode,
+                    onset=p.get("onset"),
+                    offset=p.get("offset"),
+                    recording=it.name,
+                )
+                for p, it in zip(probs, val_items, strict=True)
+            ]
+            score = float(event_f1(concat_events(preds), ref, match).overall.f1)
+            best = max(best, (score, decode), key=lambda pair: pair[0])
+        return best
+
+
+def calibrated(decode, threshold_on: float):
+    """``decode`` with ``threshold_on`` and ``threshold_off`` scaled to keep its ratio to it."""
+    on, off = decode.thresholds("")
+    return replace(decode, threshold_on=threshold_on, threshold_off=threshold_on * off / on)
+
+
+def predict_recording(model, front_end, item, config: FinetuneConfig, device) -> dict:
+    """Frame probabilities over a whole recording at ``model.head.frame_hop_s``: a dict with an
+    ``(n_frames, C)`` array per head output ("activity", and "onset" / "offset" when trained).
+
+    Windows follow each other without overlap, except the last, which is moved back to end at the
+    recording's end (to the frame) so that windows hold no padding unless the recording is shorter
+    than one window; its frames overwrite the overlapped ones.
+    """
+    import torch
+
+    from biomae.train.data import read_window
+
+    rec, hop_s = item.recording, model.head.frame_hop_s
+    n_keep = max(1, math.ceil(rec.duration_s / hop_s - 1e-9))
+    n_out = round(config.data.window_s / hop_s)  # head frames per window
+    starts = list(range(0, max(1, n_keep - n_out), n_out))
+    if n_keep > n_out and starts[-1] + n_out < n_keep:
+        starts.append(n_keep - n_out)
+    shape = (n_keep, model.head.config.n_classes)
+    probs = {name: np.zeros(shape, dtype=np.float32) for name in model.head.config.outputs}
+    with torch.no_grad():
+        for first in range(0, len(starts), config.data.batch_size):
+            chunk = starts[first : first + config.data.batch_size]
+            audio = np.stack(
+                [
+                    read_window(
+                        rec,
+                        round(f * hop_s * rec.sample_rate),
+                        config.window_samples,
+                        config.front_end.sample_rate,
+                    )
+                    for f in chunk
+                ]
+            )  # (b, n)
+            out = model(front_end(torch.from_numpy(audio).to(device)))  # {name: (b, T_out, C)}
+            for name, logits in out.items():
+                window_probs = torch.sigmoid(logits.float()).cpu().numpy()
+                for f, frames in zip(chunk, window_probs, strict=True):
+                    keep = min(n_out, n_keep - f)
+                    probs[name][f : f + keep] = frames[:keep]
+    return probs
+
+
+# ----------------------------------------------------------------------------------------------
+# Clip classification and embedding
+
+
+class ClassifyTask(Task):
+    """Multi-label clip classification over ``head.labels``."""
+
+    name = "classify"
+    min_labels = 2
+
+    def build_head(self, config, vit_config):
+        from biomae.models import heads
+
+        dim = vit_config.dim
+        return heads.ClassificationHead(dim, len(config.head.labels), pool=heads.AttentionPool(dim))
+
+    def targets(self, head, out, batch, config):
+        """``(B, C)`` multi-hot: the labels of events whose midpoint lies in each window."""
+        import torch
+
+        target = clip_targets(batch, config.head.labels, config.data.window_s)
+        return torch.from_numpy(target).to(out.device)
+
+    def loss(self, out, targets, config):
+        from biomae import losses
+
+        return losses.multilabel_bce(out.float(), targets)
+
+    def score(self, model, front_end, val_items, val_batch, config, device):
+        """Micro F1 of the clip labels at probability 0.5 on the held-out batch."""
+        predicted = (model(front_end(val_batch["audio"])).float() > 0).cpu().numpy()
+        truth = clip_targets(val_batch, config.head.labels, config.data.window_s) > 0
+        tp = int((predicted & truth).sum())
+        return 2 * tp / max(1, int(predicted.sum() + truth.sum())), config.decode
+
+
+def clip_targets(batch: dict, labels: list[str], window_s: float) -> np.ndarray:
+    """``(B, C)`` multi-hot: the labels of events whose midpoint lies in each window.
+
+    Raises:
+        ValueError: an event's label is not among ``labels`` (the recording named).
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    out = np.zeros((len(batch["items"]), len(labels)), dtype=np.float32)
+    for row, (item, offset_s) in enumerate(zip(batch["items"], batch["offsets_s"], strict=True)):
+        mid = (item.events.start_s + item.events.end_s) / 2 - offset_s
+        for label in item.events.label[(mid >= 0) & (mid < window_s)]:
+            if label not in index:
+                raise ValueError(f"{item.name}: label {label!r} is not among head.labels {labels}")
+            out[row, index[label]] = 1.0
+    return out
+
+
+class EmbedTask(Task):
+    """Supervised contrastive embeddings: two views per event, positives share the event label."""
+
+    name = "embed"
+    min_labels = 2
+    pairs = True
+
+    def build_head(self, config, vit_config):
+        from biomae.models import heads
+
+        return heads.ProjectionHead(vit_config.dim, out_dim=config.head.embed_dim)
+
+    def targets(self, head, out, batch, config):
+        """``(B,)`` class index of each window's event label among ``head.labels``."""
+        import torch
+
+        labels = config.head.labels
+        index = {label: i for i, label in enumerate(labels)}
+        unknown = sorted({lab for lab in batch["labels"] if lab not in index})
+        if unknown:
+            raise ValueError(f"embed: event labels {unknown} are not among head.labels {labels}")
+        return torch.tensor([index[lab] for lab in batch["labels"]], device=out.device)
+
+    def loss(self, out, targets, config):
+        from biomae import losses
+
+        return losses.supcon_loss(out.float(), targets, config.head.temperature)
+
+    def score(self, model, front_end, val_items, val_batch, config, device):
+        """Minus the SupCon loss of the held-out pairs."""
+        out = model(front_end(val_batch["audio"]))
+        loss = self.loss(out, self.targets(model.head, out, val_batch, config), config)
+        return -float(loss), config.decode
+
+
+TASKS: dict[str, Task] = {task.name: task for task in (DetectTask(), ClassifyTask(), EmbedTask())}
