@@ -1,32 +1,25 @@
-"""Benchmark: importing all of ../shared/data into a catalog, and the window sampler's throughput.
+"""Benchmark: importing all of ../shared/data into a catalog, and the training windows' throughput.
 
 Prints
 1. the wall time of ``Catalog.import_dataset("shared", ...)`` (target < 30 s) with the numbers of
    recordings and events imported, then of ``Catalog.prepare_audio`` (every recording decoded and
    resampled once to the target rate, stored as int16 for memory-mapping, ``--workers``
    processes);
-2. 10-s windows per second from prepared audio (``prepared=``): the first epoch reads it from the
-   memory-mapped store, nothing is decoded. Before each such run the store's pages are dropped
-   from the OS page cache (``posix_fadvise(DONTNEED)``), so epoch 0 reads from the disk;
-3. 10-s windows per second delivered with ``--workers`` DataLoader workers (default 2, target
-   >= 2,000/s) from a :class:`WindowDataset` (positive_fraction 0.5) over the fully annotated
-   recordings, per epoch: epoch 0 decodes each file once (by the first worker that needs it) into
-   the shared-memory cache while batches flow, later epochs read from the cache. The fast path,
-   :class:`WindowLoader` (batches built in the workers in reusable shared-memory slots, float32
-   batches in the main process), with int16 and float32
-   transport and events as column dicts, then int16 with events as DataFrames; then, for
-   comparison, the per-item path ``DataLoader(dataset, batch_size, collate_fn=collate_windows)``
-   (whose persistent workers do not see ``set_epoch``: they repeat epoch 0's windows). The CPU
-   time per window (workers + main, from /proc) is printed too: on a machine shared with other
-   jobs the wall rate depends on them, the CPU cost does much less;
-4. the pretraining stream (``biomae.train.data.RandomWindows``, what ``biomae pretrain`` reads
-   from ``data.catalog``), in this process: windows per second decoding each window's span from
-   its file, and with ``data.prepared = true`` (memory-mapped prepared audio);
-5. the same for the :class:`UnlabeledStream` over every recording (pretraining), fast path
-   (int16) and per-item path.
+2. the pretraining stream (``biomae.train.data.RandomWindows``, what ``biomae pretrain`` reads
+   from ``data.catalog``), 10-s windows, batch 32: in this process (``data.num_workers = 0``),
+   decoding each window's span from its file and from prepared audio (``data.prepared = true``);
+   then from prepared audio through :class:`~biomae.train.data.BatchLoader` with ``--workers``
+   workers (``data.num_workers``), per run of ``--windows`` windows. Before each prepared-audio
+   measurement the store's pages are dropped from the OS page cache (``posix_fadvise(DONTNEED)``),
+   so the first run reads from the disk. The CPU time per window (workers + main, from /proc) is
+   printed too: on a machine shared with other jobs the wall rate depends on them, the CPU cost
+   does much less;
+3. the fine-tuning windows (``biomae.train.finetune_data.LabeledWindows``, what ``biomae finetune
+   --catalog`` reads; 70% placed around events), 10-s windows, batch 32, in this process, decoded
+   and from prepared audio.
 
     python bench/bench_catalog.py [--sample-rate 16000] [--windows 4000] [--workers 2]
-        [--epochs 3] [--no-item-path]
+        [--epochs 3]
 """
 
 from __future__ import annotations
@@ -42,13 +35,6 @@ from pathlib import Path
 import torch
 
 from biomae.datasets.catalog import Catalog
-from biomae.datasets.windows import (
-    UnlabeledStream,
-    WindowConfig,
-    WindowDataset,
-    WindowLoader,
-    collate_windows,
-)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -94,40 +80,37 @@ def pretraining_stream(root: Path, sample_rate: int, batches: int = 20) -> None:
         )
 
 
-def item_loader(dataset, workers: int, batch_size: int = 32):
-    """The per-item path: ``DataLoader`` + ``collate_windows``, persistent workers."""
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_windows,
-        persistent_workers=workers > 0,
-    )  # fmt: skip
+def in_process(batch, n_batches: int) -> str:
+    """Windows per second (wall) and CPU ms per window of ``batch(index)`` in this process."""
+    batch(0)  # imports, first file handles
+    cpu, start, n = time.process_time(), time.perf_counter(), 0
+    for index in range(1, n_batches + 1):
+        n += batch(index)["audio"].shape[0]  # (B, T)
+    wall = time.perf_counter() - start
+    return f"{n / wall:,.0f}/s wall, CPU {(time.process_time() - cpu) / n * 1e3:.2f} ms/window"
 
 
-def throughput(dataset, workers: int, epochs: int, fast: bool, batch_size: int = 32) -> str:
-    """Per epoch through one loader with persistent workers (``fast``: :class:`WindowLoader`,
-    else :func:`item_loader`): windows per second (wall), and CPU milliseconds per window in the
-    workers and in the main process. On a busy machine the wall rate understates;
-    ``cores / CPU per window`` is the rate the same work gives on free cores (``cores`` = workers +
-    main process, at most the machine's CPUs)."""
-    if fast:
-        loader = WindowLoader(dataset, batch_size, num_workers=workers)
-        dataloader, set_epoch = loader._loader, loader.set_epoch
-    else:
-        loader = dataloader = item_loader(dataset, workers, batch_size)
-        set_epoch = dataset.set_epoch
+def loader_runs(stream, workers: int, runs: int, n_windows: int) -> str:
+    """Per run of ``n_windows`` through one :class:`BatchLoader` with persistent workers:
+    windows per second (wall), and CPU milliseconds per window in the workers and in the main
+    process. ``cores / CPU per window`` is the rate the same work gives on free cores."""
+    from biomae.train.data import BatchLoader
+
+    loader = BatchLoader(stream, workers)
+    batches = iter(loader)
     parts = []
-    for epoch in range(epochs):
-        set_epoch(epoch)
-        worker_cpu = _worker_cpu_s(dataloader)
+    for run in range(runs):
+        worker_cpu = _worker_cpu_s(loader.loader)
         main_cpu, start, n = time.process_time(), time.perf_counter(), 0
-        for batch in loader:
-            n += batch["audio"].shape[0]  # (B, T)
+        while n < n_windows:
+            n += next(batches)["audio"].shape[0]  # (B, T)
         wall = time.perf_counter() - start
         main_ms = (time.process_time() - main_cpu) / n * 1e3
-        worker_ms = (_worker_cpu_s(dataloader) - worker_cpu) / n * 1e3
+        worker_ms = (_worker_cpu_s(loader.loader) - worker_cpu) / n * 1e3
         cores = min(os.cpu_count() or 1, workers + 1)
         free = cores * 1e3 / (worker_ms + main_ms)
         parts.append(
-            f"epoch {epoch}: {n / wall:,.0f}/s wall, CPU {worker_ms:.2f} ms/window in workers + "
+            f"run {run}: {n / wall:,.0f}/s wall, CPU {worker_ms:.2f} ms/window in workers + "
             f"{main_ms:.2f} in main (= {free:,.0f}/s if {cores} cores were free)"
         )
     return "\n  " + "\n  ".join(parts)
@@ -137,13 +120,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--sample-rate", type=int, default=16000, help="target rate (Hz)")
-    parser.add_argument("--windows", type=int, default=4000, help="windows per epoch")
+    parser.add_argument("--windows", type=int, default=4000, help="windows per measurement")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per measurement")
-    parser.add_argument(
-        "--no-item-path", dest="item_path", action="store_false",
-        help="skip the per-item DataLoader path (comparison)",
-    )  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=3, help="runs per loader measurement")
     args = parser.parse_args()
     if not (args.shared / "index" / "files.csv").exists():
         print(f"bench_catalog: {args.shared} not found", file=sys.stderr)
@@ -161,66 +140,50 @@ def main() -> int:
             f"import shared: {seconds:.1f} s for {summary.n_recordings} recordings "
             f"({summary.hours:.2f} h) and {summary.n_events} events (target < 30 s)"
         )
-        recordings, events = catalog.recordings(), catalog.events()
         prepared = catalog.prepare_audio(args.sample_rate, workers=args.workers)
         print(f"prepare at {args.sample_rate} Hz, {args.workers} processes: {prepared}")
         store = catalog.prepared_audio(args.sample_rate)
-        for transport in ("int16", "float32"):
-            config = WindowConfig(
-                window_s=10.0, sample_rate=args.sample_rate, positive_fraction=0.5,
-                windows_per_epoch=args.windows, events_as="columns", transport_dtype=transport,
-            )  # fmt: skip
-            dataset = WindowDataset(recordings, events, config, prepared=store)
-            evict(store.folder)
-            result = throughput(dataset, args.workers, args.epochs, fast=True)
-            print(
-                f"WindowDataset 10-s windows at {args.sample_rate} Hz from prepared audio "
-                f"({dataset.n_prepared} of {len(dataset.paths)} recordings), WindowLoader, "
-                f"{transport} transport, events as columns, {args.workers} workers: {result} "
-                "(target >= 2,000/s)"
-            )
-        config = WindowConfig(window_s=10.0, sample_rate=args.sample_rate, transport_dtype="int16")
-        stream = UnlabeledStream(recordings, config, n_windows=args.windows, prepared=store)
-        evict(store.folder)
-        result = throughput(stream, args.workers, args.epochs, fast=True)
-        print(
-            f"UnlabeledStream 10-s windows at {args.sample_rate} Hz over {len(recordings)} "
-            f"recordings from prepared audio, WindowLoader, int16 transport, {args.workers} "
-            f"workers: {result}"
-        )
-        pretraining_stream(catalog.root, args.sample_rate)
-    runs = [  # decoding from the audio files (no prepared store)
-        ("fast", "int16", "columns"),
-        ("fast", "float32", "columns"),
-        ("fast", "int16", "frame"),
-    ]
-    if args.item_path:
-        runs.append(("item", "float32", "columns"))
-    for path, transport, events_as in runs:
-        config = WindowConfig(
-            window_s=10.0, sample_rate=args.sample_rate, positive_fraction=0.5,
-            windows_per_epoch=args.windows, events_as=events_as, transport_dtype=transport,
-        )  # fmt: skip
-        dataset = WindowDataset(recordings, events, config)
-        result = throughput(dataset, args.workers, args.epochs, fast=path == "fast")
-        name = "WindowLoader" if path == "fast" else "per-item DataLoader"
-        print(
-            f"WindowDataset 10-s windows at {args.sample_rate} Hz, {name}, {transport} transport, "
-            f"events as {events_as}, {args.workers} workers: {result} (target >= 2,000/s)"
-        )
-    for path in ("fast", "item") if args.item_path else ("fast",):
-        transport = "int16" if path == "fast" else "float32"
-        config = WindowConfig(
-            window_s=10.0, sample_rate=args.sample_rate, transport_dtype=transport
-        )
-        stream = UnlabeledStream(recordings, config, n_windows=args.windows)
-        result = throughput(stream, args.workers, args.epochs, fast=path == "fast")
-        name = "WindowLoader" if path == "fast" else "per-item DataLoader"
-        print(
-            f"UnlabeledStream 10-s windows at {args.sample_rate} Hz over {len(recordings)} "
-            f"recordings, {name}, {transport} transport, {args.workers} workers: {result}"
-        )
+        training_windows(catalog, store, args)
     return 0
+
+
+def training_windows(catalog: Catalog, store, args) -> None:
+    """Print the pretraining stream's and the fine-tuning windows' rates (module docstring)."""
+    from biomae.train.data import RandomWindows, catalog_recordings
+    from biomae.train.finetune_data import LabeledWindows, catalog_labeled
+
+    rate, n_samples, n_batches = args.sample_rate, 10 * args.sample_rate, args.windows // 32
+    for prepared in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the few files prepare_audio could not store
+            recordings = catalog_recordings(catalog.root, rate if prepared else None)
+        stream = RandomWindows(recordings, n_samples, rate, batch_size=32, seed=0)
+        evict(store.folder)
+        how = "prepared audio (data.prepared = true)" if prepared else "decoding each window"
+        batches = n_batches if prepared else max(1, n_batches // 20)
+        print(
+            f"pretraining stream (RandomWindows), 10-s windows at {rate} Hz over "
+            f"{len(recordings)} recordings, in this process, {how}: "
+            f"{in_process(stream.batch, batches)}"
+        )
+    evict(store.folder)
+    print(
+        f"pretraining stream from prepared audio, BatchLoader, {args.workers} workers: "
+        f"{loader_runs(stream, args.workers, args.epochs, args.windows)}"
+    )
+    for prepared in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            items, _ = catalog_labeled(str(catalog.root), [], rate if prepared else None)
+        windows = LabeledWindows(items, n_samples, rate, 32, seed=0, positive_fraction=0.7)
+        evict(store.folder)
+        how = "prepared audio (data.prepared = true)" if prepared else "decoding each window"
+        batches = n_batches if prepared else max(1, n_batches // 20)
+        print(
+            f"fine-tuning windows (LabeledWindows), 10-s windows at {rate} Hz over {len(items)} "
+            f"fully annotated recordings, in this process, {how}: "
+            f"{in_process(windows.batch, batches)}"
+        )
 
 
 if __name__ == "__main__":

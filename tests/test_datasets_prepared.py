@@ -1,25 +1,22 @@
-"""Prepared audio: recordings decoded and resampled once into a store that the window samplers
-memory-map; windows identical to decoding, resumable, bad files reported and skipped."""
+"""Prepared audio: recordings decoded and resampled once into a store that the training windows
+memory-map (their windows: tests/test_train_data.py, tests/test_finetune.py); stored samples
+identical to decoding, resumable, bad files reported and skipped."""
 
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import torch
 
 from biomae.annotations import make_events
 from biomae.audio import load
 from biomae.cli import main
 from biomae.datasets.catalog import Catalog
 from biomae.datasets.prepared import PreparedAudio
-from biomae.datasets.window_source import SharedCache
-from biomae.datasets.windows import UnlabeledStream, WindowConfig, WindowDataset, WindowLoader
 
 RATE = 8000  # the model's rate; the files are at 22,050 Hz (stereo), 16 kHz and 8 kHz
 
@@ -43,11 +40,6 @@ def catalog(tmp_path) -> Catalog:
     return catalog
 
 
-def config(**options) -> WindowConfig:
-    options = {"window_s": 2.0, "sample_rate": RATE, "windows_per_epoch": 24, **options}
-    return WindowConfig(positive_fraction=None, **options)
-
-
 def test_stored_samples_are_the_decoded_audio(catalog):
     summary = catalog.prepare_audio(RATE, dtype="float32", workers=0)
     assert (summary.n_written, summary.n_present, summary.failed) == (3, 0, [])
@@ -58,61 +50,6 @@ def test_stored_samples_are_the_decoded_audio(catalog):
         decoded, _ = load(path, sample_rate=RATE)  # mono mixdown, soxr HQ
         np.testing.assert_array_equal(np.asarray(store.open(stored)), decoded)
     assert (store.folder / "store.json").exists()
-
-
-@pytest.mark.parametrize(("store_dtype", "transport"), [("int16", "int16"), ("float32", "float32"),
-                                                        ("int16", "float32")])  # fmt: skip
-def test_windows_from_the_store_equal_decoded_windows(catalog, store_dtype, transport):
-    catalog.prepare_audio(RATE, dtype=store_dtype, workers=0)
-    store = catalog.prepared_audio(RATE, store_dtype)
-    cfg = config(transport_dtype=transport)
-    mapped = WindowDataset(catalog.recordings(), catalog.events(), cfg, prepared=store)
-    decoded = WindowDataset(catalog.recordings(), catalog.events(), cfg)
-    assert mapped.n_prepared == 3 and decoded.n_prepared == 0
-    for a, b in zip(mapped, decoded, strict=True):
-        assert a["recording_id"] == b["recording_id"] and a["n_valid"] == b["n_valid"]
-        if store_dtype == transport:
-            assert torch.equal(a["audio"], b["audio"])
-        else:  # int16 store, float32 items: within 16-bit quantisation
-            torch.testing.assert_close(a["audio"], b["audio"], atol=0.5 / 32768, rtol=0)
-        pd.testing.assert_frame_equal(a["events"], b["events"])
-        a["audio"][:] = 1.0  # items are copies: the read-only store is untouched
-
-
-def test_loader_workers_read_the_store_instead_of_a_shared_cache(catalog):
-    catalog.prepare_audio(RATE, workers=2)
-    store = catalog.prepared_audio(RATE)
-    cfg = config(transport_dtype="int16", events_as="columns")
-    mapped = WindowDataset(catalog.recordings(), catalog.events(), cfg, prepared=store)
-    decoded = WindowDataset(catalog.recordings(), catalog.events(), cfg)
-    assert SharedCache.for_dataset(mapped) is None  # nothing left to decode
-    assert SharedCache.for_dataset(decoded) is not None
-    for epoch in (0, 1):
-        got, expected = [], []
-        for ds, out in ((mapped, got), (decoded, expected)):
-            loader = WindowLoader(ds, batch_size=5, num_workers=2)
-            loader.set_epoch(epoch)
-            out.extend(loader)
-        assert len(got) == len(expected) > 0
-        for a, b in zip(got, expected, strict=True):
-            assert torch.equal(a["audio"], b["audio"])
-            assert torch.equal(a["start_sample"], b["start_sample"])
-
-
-def test_unlabeled_stream_reads_the_store(catalog):
-    catalog.prepare_audio(RATE, workers=0)
-    cfg = config(transport_dtype="int16")
-    store = catalog.prepared_audio(RATE)
-    stream = UnlabeledStream(catalog.recordings(), cfg, n_windows=10, prepared=store)
-    stream._MAPPED_OPEN = 1  # one file mapped at a time: every switch re-maps
-    mapped = list(stream)
-    assert len(stream._mapped) == 1
-    spawned = pickle.loads(pickle.dumps(stream))  # as sent to a spawned worker: maps dropped
-    assert len(spawned._mapped) == 0
-    decoded = list(UnlabeledStream(catalog.recordings(), cfg, n_windows=10))
-    for a, b, c in zip(mapped, decoded, spawned, strict=True):
-        assert torch.equal(a["audio"], b["audio"]) and a["start_sample"] == b["start_sample"]
-        assert torch.equal(c["audio"], b["audio"])
 
 
 def test_prepare_resumes_and_stores_the_same_audio_once(catalog):
@@ -146,8 +83,8 @@ def test_a_stored_file_of_the_wrong_length_is_not_used(catalog):
         handle.truncate(1000)  # e.g. copied in part by hand
     assert store.lookup(recordings)[0] is None
     with pytest.warns(UserWarning, match="1 of 3 recordings are not prepared .* decoded instead"):
-        ds = WindowDataset(recordings, catalog.events(), config(), prepared=store)
-    assert ds.n_prepared == 2  # the first recording is decoded again
+        found = store.lookup(recordings, warn_missing=True)
+    assert [f is None for f in found] == [True, False, False]  # the first is decoded again
     assert catalog.prepare_audio(RATE, workers=0).n_written == 1  # and re-prepared
 
 
@@ -187,10 +124,8 @@ def test_cli_import_with_prepare_and_bad_options(tmp_path, capsys):
     assert code == 2 and "no_column" in capsys.readouterr().err
 
 
-def test_store_at_another_rate_is_refused(catalog):
+def test_store_refuses_a_bad_dtype_and_path(catalog):
     store = PreparedAudio(catalog.root / "prepared", 16000)
-    with pytest.raises(ValueError, match="16000 Hz cannot feed windows at 8000 Hz"):
-        WindowDataset(catalog.recordings(), catalog.events(), config(), prepared=store)
     with pytest.raises(ValueError, match="dtype"):
         PreparedAudio(catalog.root, 8000, "int8")
     with pytest.raises(ValueError, match="not a catalog checksum"):

@@ -1,16 +1,16 @@
 """All of ../shared/data imported through the ``shared`` adapter agrees with its index CSVs, and
-the real catalog feeds the splitter and the window sampler."""
+the real catalog feeds the splitter and the training windows."""
 
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from biomae.datasets.catalog import Catalog
 from biomae.datasets.splits import assign_splits
-from biomae.datasets.windows import WindowConfig, WindowDataset
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +52,39 @@ def test_real_catalog_splits_keep_each_bird_in_one_split(real_catalog):
     assert (splits[birds].groupby(recordings.loc[birds, "individual"]).nunique() == 1).all()
 
 
-def test_real_catalog_feeds_the_window_sampler(real_catalog):
-    config = WindowConfig(
-        window_s=2.0, sample_rate=16000, windows_per_epoch=16, events_as="columns"
-    )
-    dataset = WindowDataset(real_catalog.recordings(), real_catalog.events(), config)
-    items = list(dataset)
-    assert len(items) == 16 and sum(len(i["events"]["start_s"]) > 0 for i in items) == 8
-    assert all(i["audio"].shape == (32000,) for i in items)
+def test_real_catalog_feeds_the_finetuning_windows(real_catalog):
+    from biomae.train.finetune_data import LabeledWindows, catalog_labeled
+
+    items, left_out = catalog_labeled(str(real_catalog.root), [])
+    assert len(items) > 100 and left_out  # partially annotated recordings are left out
+    batch = LabeledWindows(items, 32000, 16000, 16, seed=0, positive_fraction=0.5).batch(0)
+    assert batch["audio"].shape == (16, 32000) and bool(batch["audio"].isfinite().all())
+    assert 0 < sum(label is not None for label in batch["labels"]) < 16
 
 
 def test_real_recordings_prepared_feed_the_same_windows(real_catalog):
-    """Real files at 22.05-312.5 kHz, stereo among them, prepared at 16 kHz (int16): the sampler's
-    windows equal the decoded ones, and an unlabeled stream reads them all."""
-    from biomae.datasets.windows import UnlabeledStream
+    """Real files at 22.05-312.5 kHz, stereo among them, prepared at 16 kHz (int16): the training
+    windows read from the store equal the whole file decoded at 16 kHz, 16-bit quantised."""
+    from biomae.audio import load
+    from biomae.train.data import catalog_recordings, read_window
 
     where = "source IN ('bellbird_mimicry', 'batdetect2_contrib', 'bmz_noise') OR channels > 1"
     summary = real_catalog.prepare_audio(16000, where=where, workers=2)
     assert summary.n_written > 10 and summary.failed == []
     chosen = real_catalog.query(f"SELECT * FROM recordings WHERE {where}")
     assert chosen["sample_rate"].nunique() >= 3 and (chosen["channels"] > 1).any()
-    store = real_catalog.prepared_audio(16000)
-    config = WindowConfig(window_s=2.0, sample_rate=16000, transport_dtype="int16")
-    mapped = UnlabeledStream(chosen, config, n_windows=12, prepared=store)
-    decoded = UnlabeledStream(chosen, config, n_windows=12)
-    assert mapped.n_prepared == len(chosen)
-    for a, b in zip(mapped, decoded, strict=True):
-        assert a["recording_id"] == b["recording_id"] and a["audio"].equal(b["audio"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the others are not prepared
+        recordings = catalog_recordings(real_catalog.root, prepared_rate=16000)
+    mapped = [r for r in recordings if r.prepared is not None]
+    assert len(mapped) == chosen["checksum"].nunique()
+    for rec in mapped[::4]:
+        whole, _ = load(rec.path, sample_rate=16000)
+        start = rec.n_frames // 3
+        first = start * 16000 // rec.sample_rate
+        window = read_window(rec, start, 16000, 16000)  # (16000,) zero-padded at the end
+        expected = np.zeros(16000, dtype=np.float32)
+        part = whole[first : first + 16000]
+        expected[: len(part)] = part
+        quantised = np.clip(np.rint(expected * 32768), -32768, 32767) / 32768
+        np.testing.assert_array_equal(window, quantised)

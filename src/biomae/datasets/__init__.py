@@ -6,7 +6,8 @@
 - :mod:`.catalog` — imported datasets as Parquet tables, queried with DuckDB; :mod:`.local` adds
   folders of recordings with annotation files beside them.
 - :mod:`.splits` — train/val/test and k-fold splits by recording, individual and site.
-- :mod:`.windows` — fixed-length training windows (labelled and unlabeled) for PyTorch.
+- :mod:`.prepared` — recordings decoded once at a model's rate (int16) for the training windows
+  (:mod:`biomae.train.data`, :mod:`biomae.train.finetune_data`) to memory-map.
 
 Nothing is imported here, so ``import biomae`` stays light.
 """

@@ -312,7 +312,7 @@ class Catalog:
 
     def prepared_audio(self, sample_rate: int, dtype: str = "int16"):
         """The :class:`~biomae.datasets.prepared.PreparedAudio` store of this catalog at
-        ``sample_rate`` Hz (give it to ``WindowDataset`` / ``UnlabeledStream`` as ``prepared``)."""
+        ``sample_rate`` Hz, which training memory-maps with ``data.prepared = true``."""
         from biomae.datasets.prepared import PreparedAudio
 
         return PreparedAudio(self.root / "prepared", sample_rate, dtype)
