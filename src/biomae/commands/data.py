@@ -74,8 +74,8 @@ def add_parser(subparsers) -> None:
         "prepare",
         help="decode and resample recordings once for training (memory-mapped by the samplers)",
         description="Decode the catalog's recordings, resample them to HZ and store them as raw "
-        "PCM under CATALOG/prepared/, where WindowDataset and UnlabeledStream memory-map them "
-        "(prepared=Catalog(DIR).prepared_audio(HZ)). Already prepared recordings are skipped, "
+        "PCM under CATALOG/prepared/, which training memory-maps with data.prepared = true. "
+        "Already prepared recordings are skipped, "
         "so an interrupted run resumes; a file that cannot be decoded is reported and skipped.",
     )
     p.add_argument(
