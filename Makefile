@@ -27,7 +27,7 @@ test: setup
 test-fast: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q -m "not slow and not distributed"
 
-# The class-agnostic starter detector from ../shared/data (issue 9): ~45 min on 2 cores, seed 0;
+# The class-agnostic starter detector from ../shared/data: ~45 min on 2 cores, seed 0;
 # it writes models/starter/ (copy starter.safetensors and MODEL_CARD.md to src/biomae/data/ to ship).
 starter-model: setup
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/starter_model.py --out models/starter --seed 0 --budget-min 90
