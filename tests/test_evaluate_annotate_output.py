@@ -48,7 +48,7 @@ def test_annotate_output_folder_is_scored_once(tmp_path, capsys):
 
     tables_only = tmp_path / "tables_only"
     tables_only.mkdir()
-    for table in out.glob("*.selections.txt"):
+    for table in out.rglob("*.selections.txt"):  # under the input folder's name
         shutil.copy(table, tables_only)
     evaluate = ["evaluate", "--ref", str(ref), "--pred"]
     assert main([*evaluate, str(tables_only), "--out", str(tmp_path / "e1")]) == 0
