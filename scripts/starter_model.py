@@ -137,7 +137,7 @@ def stage_finetune(work: Path, args, cap_s: float) -> dict:
 
 
 def _scores(pred: pd.DataFrame, ref: pd.DataFrame) -> dict:
-    from biomae.evaluate.metrics import MatchConfig, event_f1
+    from biomae.metrics.events import MatchConfig, event_f1
 
     overall = event_f1(pred, ref, MatchConfig(iou_threshold=0.3)).overall.as_dict()
     values = {k: float(overall[k]) for k in overall}  # precision is NaN without predictions

@@ -227,7 +227,7 @@ def validate(model, front_end, val_items, val_batch, config: FinetuneConfig, dev
     with (calibrated when ``finetune.calibrate_threshold``)."""
     from biomae.annotations.schema import concat_events
     from biomae.decode import decode_events
-    from biomae.evaluate.metrics import MatchConfig, event_f1
+    from biomae.metrics.events import MatchConfig, event_f1
 
     model.eval()
     h = config.head
