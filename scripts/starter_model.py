@@ -158,8 +158,8 @@ def _detect(det, root: Path, names: list[str]) -> pd.DataFrame:
 def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
     import time
 
+    from biomae.detectors.birdnet import BirdNETDetector, BirdNETUnavailable
     from biomae.detectors.energy import EnergyDetector
-    from biomae.evaluate.birdnet import BirdNETDetector, BirdNETUnavailable
     from biomae.infer import InferConfig, ModelDetector
 
     model = ModelDetector(work / "finetune" / "best.safetensors", InferConfig(device="cpu"))

@@ -272,7 +272,7 @@ use, evaluation only) in which only some calls are boxed — there, only recall 
 (an unboxed call that is found counts as a false alarm), and detections per minute show how busy
 each detector is. `energy` is biomae's energy detector with its default settings on the same
 recordings; `BirdNET V2.4` (when its venv is set up) is a species classifier of fixed 3-s windows,
-merged into events (`biomae.evaluate.birdnet`): it cannot match syllable-length calls at IoU 0.3,
+merged into events (`biomae.detectors.birdnet`): it cannot match syllable-length calls at IoU 0.3,
 so its zeros measure the protocol more than the model.
 
 ## Speed and size

@@ -11,7 +11,7 @@ printed). The ``model`` is
   through :class:`biomae.infer.ModelDetector` (no frequency boxes; they are not scored);
 - ``energy``: the band-energy detector baseline (:class:`biomae.detectors.energy.EnergyDetector`);
 - ``birdnet``: BirdNET V2.4 from the peers venv, its 3-s windows merged into class-agnostic events
-  (:mod:`biomae.evaluate.birdnet`); skipped with a message when the venv is absent;
+  (:mod:`biomae.detectors.birdnet`); skipped with a message when the venv is absent;
 - for the ``embeddings`` suite: an encoder or fine-tuned model path, or ``logmel`` (the baseline);
 - from Python, any object with ``detect_file(path) -> events`` (tests use an oracle).
 
@@ -155,7 +155,7 @@ def load_detector(model, *, birdnet_threshold: float = 0.1):
 
         return EnergyDetector()
     if model == "birdnet":
-        from biomae.evaluate.birdnet import BirdNETDetector, BirdNETUnavailable
+        from biomae.detectors.birdnet import BirdNETDetector, BirdNETUnavailable
 
         try:
             return BirdNETDetector(threshold=birdnet_threshold)
