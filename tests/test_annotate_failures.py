@@ -161,7 +161,7 @@ def test_summary_has_integer_rates_detector_and_warning_columns(tmp_path, monkey
     def info(path):  # as biomae.audio.info reports a truncated file (AudioInfo.warning)
         header = real_info(path)
         warning = "truncated: decoded 1.0 s" if "cut" in str(path) else None
-        return SimpleNamespace(**vars(header), warning=warning)
+        return SimpleNamespace(**{**vars(header), "warning": warning})
 
     monkeypatch.setattr(audio, "info", info)
 
