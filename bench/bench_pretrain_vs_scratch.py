@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "scripts"))
-    import starter_model as recipe
+    import starter_model
+    import starter_recipe
 
     from biomae.annotations.schema import concat_events
     from biomae.detectors.energy import EnergyDetector
@@ -37,7 +38,7 @@ def main() -> None:
     work = args.run / "work"
     state = json.loads((work / "state.json").read_text())
     steps = args.steps or state["finetune"]["steps"]
-    raw = recipe._toml(REPO / "src" / "biomae" / "configs" / "starter_finetune.toml")
+    raw = starter_model.read_toml(REPO / "src" / "biomae" / "configs" / "starter_finetune.toml")
     raw["data"]["data_dir"] = str((work / "labelled" / "train").resolve())
     raw["finetune"]["init"] = "none"
     raw["optim"]["max_steps"] = steps
@@ -48,7 +49,7 @@ def main() -> None:
 
     files = pd.read_csv(work / "inventory.csv")
     chosen = files[files["use"] == "test"]
-    ref = recipe.starter.index_events(args.data, chosen)
+    ref = starter_recipe.index_events(args.data, chosen)
     detectors = {
         "fine-tuned from the pretrained encoder": ModelDetector(
             work / "finetune" / "best.safetensors", InferConfig(device="cpu")
@@ -62,7 +63,7 @@ def main() -> None:
     print(f"held-out: {len(chosen)} recordings, {len(ref)} reference events, {steps} steps each")
     for name, detector in detectors.items():
         pred = concat_events(detector.detect_file(root / f, recording=f) for f in chosen["file"])
-        scores = recipe._scores(pred, ref)
+        scores = starter_model.event_scores(pred, ref)
         print(f"{name:45s} F1 {scores['f1']:.3f}  P {scores['precision']}  R {scores['recall']}")
 
 

@@ -1,4 +1,4 @@
-"""Build the biomae starter model (issue 9) from ../shared/data: see :mod:`biomae.starter`.
+"""Build the biomae starter model (issue 9) from ../shared/data: see ``starter_recipe.py`` beside.
 
     OMP_NUM_THREADS=1 python scripts/starter_model.py --out models/starter --seed 0 \
         [--budget-min 90] [--smoke] [--data ../shared/data]
@@ -14,29 +14,38 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pandas as pd  # noqa: E402
-
-from biomae import starter  # noqa: E402
+import starter_recipe as recipe  # noqa: E402  (scripts/, beside this file)
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE_FILES = {"pretrain": 8, "train": 4, "test": 1}  # per source, smoke runs only
 SMOKE_SPECIES_FILES = 2
 
 
-def _toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
     import tomllib
 
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
+def timed(name: str, timings: dict, fn, *args):
+    """Run ``fn(*args)``, adding its seconds to ``timings[name]`` and printing them."""
+    started = time.time()
+    result = fn(*args)
+    timings[name] = round(timings.get(name, 0.0) + time.time() - started, 1)
+    print(f"starter: stage {name}: {time.time() - started:.1f} s", flush=True)
+    return result
+
+
 def _smoke_subset(files: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Keep a few recordings per source and use (by split coin), all other rows ``excluded``."""
     files = files.copy()
-    unit = files["file"].map(lambda f: starter.split_unit(seed, f))
+    unit = files["file"].map(lambda f: recipe.split_unit(seed, f))
     for (use, _), group in files.groupby(["use", "source"]):
         if use in SMOKE_FILES:
             drop = unit[group.index].sort_values().index[SMOKE_FILES[use] :]
@@ -50,7 +59,7 @@ def stage_pretrain(files: pd.DataFrame, work: Path, args, cap_s: float) -> dict:
     from biomae.train.config import config_from_dict
     from biomae.train.pretrain import pretrain
 
-    raw = _toml(REPO / "src" / "biomae" / "configs" / "starter_pretrain.toml")
+    raw = read_toml(REPO / "src" / "biomae" / "configs" / "starter_pretrain.toml")
     keep = files["use"].isin(["pretrain", "train"])
     raw["data"]["audio_globs"] = [glob.escape(str(args.data / f)) for f in files["file"][keep]]
     raw["train"].update(out_dir=str(work / "pretrain"), seed=args.seed, time_budget_s=cap_s)
@@ -72,8 +81,8 @@ def stage_labelled(files: pd.DataFrame, work: Path, args) -> dict:
     out = {}
     for side in ("train", "test"):
         chosen = files[files["use"] == side]
-        events = starter.index_events(args.data, chosen)
-        out[side] = starter.write_tables(args.data, chosen, events, work / "labelled" / side)
+        events = recipe.index_events(args.data, chosen)
+        out[side] = recipe.write_tables(args.data, chosen, events, work / "labelled" / side)
         if side == "train":
             events_csv = work / "train_events.csv"
             index = pd.read_csv(args.data / "index" / "events.csv")
@@ -118,7 +127,7 @@ def stage_labelled(files: pd.DataFrame, work: Path, args) -> dict:
 def stage_finetune(work: Path, args, cap_s: float) -> dict:
     from biomae.train.finetune import config_from_dict, finetune
 
-    raw = _toml(REPO / "src" / "biomae" / "configs" / "starter_finetune.toml")
+    raw = read_toml(REPO / "src" / "biomae" / "configs" / "starter_finetune.toml")
     raw["data"]["data_dir"] = str((work / "labelled" / "train").resolve())
     raw["finetune"]["init"] = str(work / "pretrain" / "encoder.safetensors")
     raw["train"].update(out_dir=str(work / "finetune"), seed=args.seed, time_budget_s=cap_s)
@@ -136,8 +145,8 @@ def stage_finetune(work: Path, args, cap_s: float) -> dict:
     }
 
 
-def _scores(pred: pd.DataFrame, ref: pd.DataFrame) -> dict:
-    from biomae.evaluate.metrics import MatchConfig, event_f1
+def event_scores(pred: pd.DataFrame, ref: pd.DataFrame) -> dict:
+    from biomae.metrics.events import MatchConfig, event_f1
 
     overall = event_f1(pred, ref, MatchConfig(iou_threshold=0.3)).overall.as_dict()
     values = {k: float(overall[k]) for k in overall}  # precision is NaN without predictions
@@ -158,8 +167,8 @@ def _detect(det, root: Path, names: list[str]) -> pd.DataFrame:
 def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
     import time
 
+    from biomae.detectors.birdnet import BirdNETDetector, BirdNETUnavailable
     from biomae.detectors.energy import EnergyDetector
-    from biomae.evaluate.birdnet import BirdNETDetector, BirdNETUnavailable
     from biomae.infer import InferConfig, ModelDetector
 
     model = ModelDetector(work / "finetune" / "best.safetensors", InferConfig(device="cpu"))
@@ -168,25 +177,25 @@ def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
         detectors["BirdNET V2.4"] = BirdNETDetector()
     except BirdNETUnavailable as err:
         print(f"starter: BirdNET baseline skipped: {err}", flush=True)
-    unseen = files[(files["use"] == "eval-only") & (files["taxon"] == starter.UNSEEN_SPECIES)]
+    unseen = files[(files["use"] == "eval-only") & (files["taxon"] == recipe.UNSEEN_SPECIES)]
     if args.smoke:
         unseen = unseen.head(SMOKE_SPECIES_FILES)
     sets = {
         "held-out": (files[files["use"] == "test"], work / "labelled" / "test", False),
         "unseen species (zebra finch)": (unseen, args.data, False),
     }
-    for source, name in starter.PARTIAL_SETS.items():
+    for source, name in recipe.PARTIAL_SETS.items():
         chosen = files[(files["use"] == "eval-partial") & (files["source"] == source)]
         sets[name] = (chosen.head(SMOKE_SPECIES_FILES) if args.smoke else chosen, args.data, True)
     metrics = {}
     for name, (chosen, root, partial) in sets.items():
-        ref = starter.index_events(args.data, chosen)
+        ref = recipe.index_events(args.data, chosen)
         minutes = float(chosen["duration_s"].sum()) / 60
         metrics[name] = {}
         for det_name, det in detectors.items():
             started = time.perf_counter()
             pred = _detect(det, root, list(chosen["file"]))
-            scores = _scores(pred, ref) | {
+            scores = event_scores(pred, ref) | {
                 "per_min": round(len(pred) / max(minutes, 1e-9), 1),
                 "seconds": round(time.perf_counter() - started, 2),
                 "audio_s": round(minutes * 60, 1),
@@ -246,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
     inv_path = work / "inventory.csv"
     if not inv_path.exists():
-        files = starter._timed(
-            "inventory", timings, starter.inventory, args.data, args.seed, args.test_fraction
+        files = timed(
+            "inventory", timings, recipe.inventory, args.data, args.seed, args.test_fraction
         )
         files = _smoke_subset(files, args.seed) if args.smoke else files
         files.to_csv(inv_path, index=False)
@@ -260,19 +269,19 @@ def main(argv: list[str] | None = None) -> int:
         ("evaluate", stage_evaluate, (files, work, args)),
     ):
         if name not in state:
-            state[name] = starter._timed(name, timings, fn, *fn_args)
+            state[name] = timed(name, timings, fn, *fn_args)
             save()
         else:
             print(f"starter: stage {name}: done before, skipped", flush=True)
     capped = [s for s in ("pretrain", "finetune") if state[s]["steps"] < state[s]["max_steps"]]
-    size = starter.copy_model(
+    size = recipe.copy_model(
         work / "finetune" / "best.safetensors", args.out / "starter.safetensors"
     )
-    events = starter.index_events(args.data, files)
+    events = recipe.index_events(args.data, files)
     info = {
         "seed": args.seed,
         "smoke": args.smoke,
-        "summary": starter.data_summary(files, events).to_dict("records"),
+        "summary": recipe.data_summary(files, events).to_dict("records"),
         "test_files": sorted(files["file"][files["use"] == "test"]),
         "recipe": {
             "pretrain_steps": state["pretrain"]["steps"],
@@ -290,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     from biomae._io import atomic_write_text
 
-    atomic_write_text(args.out / "MODEL_CARD.md", starter.model_card(info))
+    atomic_write_text(args.out / "MODEL_CARD.md", recipe.model_card(info))
     atomic_write_text(args.out / "run.json", json.dumps(info, indent=2, default=str) + "\n")
     total = sum(timings.values())
     print(f"starter: {args.out}/starter.safetensors ({size / 2**20:.1f} MB), {total:.0f} s in all")

@@ -445,3 +445,22 @@ def test_real_birdnet_variants_decode_alike(shared_data):
         x, _ = audio.load(folder / name, duration_s=10.0, sample_rate=48000)
         assert len(x) == len(reference), name
         assert np.corrcoef(x, reference)[0, 1] > minimum, name
+
+
+@pytest.mark.parametrize(
+    ("suffix", "container"), [(".caf", "CAF"), (".au", "AU"), (".AIFC", "AIFF")]
+)
+def test_every_folder_search_finds_what_audio_reads(tmp_path, suffix, container):
+    """The suffix list is defined once (audio.AUDIO_SUFFIXES): annotate's folder search, the
+    dataset registry and evaluate's pairing all know a recording that audio.load reads."""
+    from biomae.annotate import find_recordings
+    from biomae.datasets.registry import audio_files
+    from biomae.evaluate.tables import recording_key
+
+    path = tmp_path / "rec" / f"night{suffix}"
+    path.parent.mkdir()
+    soundfile.write(path, np.zeros(800, np.float32), 8000, format=container)
+    assert len(audio.load(path)[0]) == 800
+    assert [r.path for r in find_recordings([path.parent])] == [path]
+    assert audio_files(tmp_path) == [path]
+    assert recording_key(f"dir/night{suffix}") == recording_key("night.BirdNET.selection.table.txt")

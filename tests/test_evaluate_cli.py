@@ -12,7 +12,7 @@ import pytest
 from biomae.annotations import read_annotations, write_annotations
 from biomae.annotations.schema import make_events
 from biomae.cli import main
-from biomae.evaluate.metrics import MatchConfig, event_f1
+from biomae.metrics.events import MatchConfig, event_f1
 
 CHRONISTER = "formats/crowsetta/tests/data_for_tests/raven/chronister-at-al-2021/Annotation_Files"
 TABLE = "Recording_1/Recording_1_Segment_05.Table.1.selections.txt"

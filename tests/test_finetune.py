@@ -301,7 +301,7 @@ def test_detection_reaches_event_f1_on_held_out_synthetic_files(tmp_path):
     tones and chirps of 3 unseen files with event F1 >= 0.9 at IoU >= 0.3."""
     from biomae.annotations.schema import concat_events
     from biomae.decode import decode_events
-    from biomae.evaluate.metrics import MatchConfig, event_f1
+    from biomae.metrics.events import MatchConfig, event_f1
     from biomae.train.finetune import finetune, load_finetuned, predict_recording
     from biomae.train.pretrain import FrontEnd
 
@@ -374,7 +374,7 @@ def test_calibrated_threshold_is_the_best_on_validation(scapes, tmp_path):
     best on the validation recordings, threshold_off keeping its ratio to threshold_on."""
     from biomae.annotations.schema import concat_events
     from biomae.decode import decode_events
-    from biomae.evaluate.metrics import MatchConfig, event_f1
+    from biomae.metrics.events import MatchConfig, event_f1
     from biomae.train.finetune import (
         CALIBRATION_THRESHOLDS,
         calibrated,

@@ -1,5 +1,6 @@
-"""The starter-model pipeline (biomae.starter, scripts/starter_model.py): license selection, the
-split by recording, the Raven tables from the index, the model card, and a smoke run end to end."""
+"""The starter-model pipeline (scripts/starter_recipe.py, scripts/starter_model.py) and the shipped
+model's lookup (biomae.starter): license selection, the split by recording, the Raven tables from
+the index, the model card, and a smoke run end to end."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 from biomae import starter
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import starter_recipe as recipe  # noqa: E402  (the build recipe lives with its script)
 
 
 @pytest.mark.parametrize(
@@ -37,11 +40,11 @@ REPO = Path(__file__).resolve().parent.parent
     ],
 )
 def test_license_class(text, expected):
-    assert starter.license_class(text) == expected
+    assert recipe.license_class(text) == expected
 
 
 def test_inventory_trains_only_on_permissive_sources(shared_data):
-    files = starter.inventory(shared_data, seed=0, test_fraction=0.15)
+    files = recipe.inventory(shared_data, seed=0, test_fraction=0.15)
     trained = files[files["use"].isin(["pretrain", "train", "test"])]
     assert set(trained["license_class"]) == {"permissive"}
     assert set(files["source"][files["use"].isin(["train", "test"])]) == {
@@ -50,9 +53,9 @@ def test_inventory_trains_only_on_permissive_sources(shared_data):
     }
     assert set(files["source"][files["use"] == "eval-only"]) == {"whisperseg"}
     partial = set(files["source"][files["use"] == "eval-partial"])
-    assert partial == {"frog_degradation_ots2021", "bellbird_mimicry"} == set(starter.PARTIAL_SETS)
+    assert partial == {"frog_degradation_ots2021", "bellbird_mimicry"} == set(recipe.PARTIAL_SETS)
     assert not files["source"][files["use"] == "pretrain"].isin(["ketos_assets", "seewave"]).any()
-    unseen = files[files["taxon"] == starter.UNSEEN_SPECIES]
+    unseen = files[files["taxon"] == recipe.UNSEEN_SPECIES]
     assert len(unseen) and set(unseen["use"]) == {"eval-only"}
 
 
@@ -64,21 +67,21 @@ def _files(counts: dict[str, int]) -> pd.DataFrame:
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_split_by_recording_is_disjoint_deterministic_and_two_sided(seed):
     files = _files({"a": 40, "b": 2, "c": 9})
-    side = starter.split_by_recording(files, 0.2, seed)
+    side = recipe.split_by_recording(files, 0.2, seed)
     assert set(side) == {"train", "test"}
-    assert side.equals(starter.split_by_recording(files, 0.2, seed))
+    assert side.equals(recipe.split_by_recording(files, 0.2, seed))
     for _, group in files.assign(side=side).groupby("source"):
         assert set(group["side"]) == {"train", "test"}  # every source on both sides
     assert files.assign(side=side).groupby("file")["side"].nunique().max() == 1
     assert 0.05 < (side[files["source"] == "a"] == "test").mean() < 0.4
-    assert not side.equals(starter.split_by_recording(files, 0.2, seed + 100))
+    assert not side.equals(recipe.split_by_recording(files, 0.2, seed + 100))
 
 
 def test_split_by_recording_rejects_a_single_recording_source():
     with pytest.raises(ValueError, match="'solo'.*>= 2"):
-        starter.split_by_recording(_files({"solo": 1, "b": 3}), 0.2, 0)
+        recipe.split_by_recording(_files({"solo": 1, "b": 3}), 0.2, 0)
     with pytest.raises(ValueError, match="test_fraction"):
-        starter.split_by_recording(_files({"b": 3}), 1.0, 0)
+        recipe.split_by_recording(_files({"b": 3}), 1.0, 0)
 
 
 def test_write_tables_links_audio_and_writes_readable_tables(tmp_path):
@@ -105,10 +108,10 @@ def test_write_tables_links_audio_and_writes_readable_tables(tmp_path):
             "note": ["", "", ""],
         }
     ).to_csv(root / "index" / "events.csv", index=False)
-    events = starter.index_events(root, files)
+    events = recipe.index_events(root, files)
     assert list(events["start_s"]) == [0.1, 0.5]  # only the events of the chosen files
     out = tmp_path / "labelled"
-    assert starter.write_tables(root, files, events, out) == 2
+    assert recipe.write_tables(root, files, events, out) == 2
     link = out / "audio" / "src" / "x.flac"
     assert link.is_symlink() and link.resolve() == (root / "audio" / "src" / "x.flac").resolve()
     back = read_annotations(link.with_name("x.selections.txt"), "raven")
@@ -155,7 +158,7 @@ def _info(**changes) -> dict:
 
 
 def test_model_card_holds_the_measured_numbers():
-    card = starter.model_card(_info())
+    card = recipe.model_card(_info())
     for text in (
         "0.812",
         "0.75",
@@ -170,7 +173,7 @@ def test_model_card_holds_the_measured_numbers():
     ):
         assert text in card, text
     assert "Smoke run" not in card and "time budget cut" not in card
-    smoke = starter.model_card(
+    smoke = recipe.model_card(
         _info(smoke=True, recipe={**_info()["recipe"], "capped": ["finetune"]})
     )
     assert "Smoke run" in smoke and "time budget cut training short** (stages: finetune" in smoke
@@ -179,9 +182,9 @@ def test_model_card_holds_the_measured_numbers():
 def test_copy_model_refuses_a_file_over_30_mb(tmp_path):
     big = tmp_path / "big.safetensors"
     with open(big, "wb") as f:
-        f.truncate(starter.MAX_MODEL_BYTES + 1)
+        f.truncate(recipe.MAX_MODEL_BYTES + 1)
     with pytest.raises(ValueError, match="big.safetensors.*exceeds"):
-        starter.copy_model(big, tmp_path / "out.safetensors")
+        recipe.copy_model(big, tmp_path / "out.safetensors")
     assert not (tmp_path / "out.safetensors").exists()
 
 
@@ -219,7 +222,7 @@ def test_smoke_pipeline_is_deterministic_resumable_and_annotate_runs_its_model(
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     model = out / "starter.safetensors"
-    assert 0 < model.stat().st_size <= starter.MAX_MODEL_BYTES
+    assert 0 < model.stat().st_size <= recipe.MAX_MODEL_BYTES
     card = (out / "MODEL_CARD.md").read_text()
     assert "Smoke run" in card and "| held-out | starter |" in card
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)

@@ -19,15 +19,9 @@ import pandas as pd
 
 from biomae import __version__
 from biomae._io import atomic_open, atomic_path, atomic_write_text
-from biomae.annotations import concat_events, write_annotations
+from biomae.annotations import concat_events, format_module, output_suffixes, write_annotations
 
-OUTPUT_SUFFIXES = {
-    "raven": ".selections.txt",
-    "audacity": ".audacity.txt",
-    "csv": ".events.csv",
-    "parquet": ".events.parquet",
-    "aoef": ".aoef.json",
-}
+OUTPUT_SUFFIXES = output_suffixes()  # format -> ending, declared by each format module
 STATE_DIR = ".biomae"  # per-recording canonical tables, used to resume and to merge the run's table
 RUN_FILES = ("run.json", "summary.csv", "errors.csv", "events.csv", "events.parquet")
 SUMMARY_COLUMNS = [
@@ -223,9 +217,8 @@ def write_tables(out_dir: Path, key: str, events: pd.DataFrame, formats, info) -
     with writing(out_dir / key), contextlib.ExitStack() as stack:
         state_tmp = stack.enter_context(atomic_path(state))  # entered first: renamed last
         for fmt in formats:
-            options = {"sample_rate": info.sample_rate} if fmt in ("raven", "aoef") else {}
-            if fmt == "aoef":
-                options["duration_s"] = info.duration_s
+            wanted = getattr(format_module(fmt), "WRITE_OPTIONS", ())
+            options = {name: getattr(info, name) for name in wanted}  # from the audio header
             tmp = stack.enter_context(atomic_path(out_dir / (key + OUTPUT_SUFFIXES[fmt])))
             write_annotations(events, tmp, fmt, **options)
         write_annotations(events, state_tmp, "parquet")

@@ -67,14 +67,9 @@ import pandas as pd
 from biomae import _annotate_files as files
 from biomae._annotate_files import OUTPUT_SUFFIXES, STATE_DIR, OutputError, UsageError
 from biomae.annotations import make_events, validate_events
+from biomae.audio import RECORDING_SUFFIXES
 
-# Containers we look for in folders; AAC/M4A/WMA are listed so that they are reported, not ignored.
-AUDIO_SUFFIXES = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .w64 .rf64 .caf .au .snd "
-    ".m4a .aac .wma".split()
-)
 __all__ = [
-    "AUDIO_SUFFIXES",
     "OUTPUT_SUFFIXES",
     "STATE_DIR",
     "AnnotateConfig",
@@ -151,7 +146,7 @@ def _key(file: Path, root: Path, stems: dict[Path, set[str]]) -> str:
         seen: set[str] = set()
         stems[folder] = clash = set()
         for sibling in folder.iterdir():
-            if sibling.suffix.lower() in AUDIO_SUFFIXES:
+            if sibling.suffix.lower() in RECORDING_SUFFIXES:
                 (clash if sibling.stem in seen else seen).add(sibling.stem)
     relative = file.relative_to(root)
     if file.stem not in stems[folder]:
@@ -172,10 +167,10 @@ def find_recordings(inputs: Iterable[str | os.PathLike]) -> list[Recording]:
         item = str(item)
         path = Path(item)
         if path.is_dir():
-            files_in = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            files_in = sorted(p for p in path.rglob("*") if p.suffix.lower() in RECORDING_SUFFIXES)
             files_in = [p for p in files_in if p.is_file() and STATE_DIR not in p.parts]
             if not files_in:
-                suffixes = " ".join(sorted(AUDIO_SUFFIXES))
+                suffixes = " ".join(sorted(RECORDING_SUFFIXES))
                 raise UsageError(f"{item}: no audio files in this folder (looked for {suffixes})")
             found.extend((p, path) for p in files_in)
         elif path.is_file():

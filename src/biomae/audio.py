@@ -37,8 +37,16 @@ from biomae._truncation import readable_frames
 RESAMPLE_QUALITY = "HQ"  # soxr quality preset used by resample(), load() and stream()
 _CHUNK_FRAMES = 1 << 16  # frames read per call while streaming (at the source rate)
 
-# Containers libsndfile cannot decode (matched by suffix, or by magic bytes when the suffix lies).
-_UNSUPPORTED_SUFFIXES = {
+# Recording suffixes, lowercase, defined here once for every module that looks for audio: what
+# libsndfile reads, in the order a search for ``stem.<suffix>`` prefers them ...
+AUDIO_SUFFIXES = (
+    ".wav", ".flac", ".wave", ".ogg", ".oga", ".opus", ".mp3",
+    ".aif", ".aiff", ".aifc", ".w64", ".rf64", ".caf", ".au", ".snd",
+)  # fmt: skip
+# ... and the containers it cannot decode, named in the error (matched by suffix, or by magic bytes
+# when the suffix lies); ``biomae annotate`` finds them in folders too (RECORDING_SUFFIXES), so
+# they are reported, never ignored.
+UNREADABLE_SUFFIXES = {
     ".aac": "AAC",
     ".m4a": "M4A (AAC in MP4)",
     ".m4b": "M4B (AAC in MP4)",
@@ -47,6 +55,7 @@ _UNSUPPORTED_SUFFIXES = {
     ".wma": "WMA",
     ".asf": "WMA/ASF",
 }
+RECORDING_SUFFIXES = (*AUDIO_SUFFIXES, *UNREADABLE_SUFFIXES)  # every suffix that names a recording
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 
 # save(): suffixes that are not the name of their libsndfile format (.wav -> WAV, .flac -> FLAC).
@@ -172,8 +181,8 @@ def _info_warned(path: str | os.PathLike) -> AudioInfo:
 
 def _unsupported_container(path: Path) -> str | None:
     """Name of an AAC/MP4/WMA container, from the suffix or the magic bytes, else None."""
-    if path.suffix.lower() in _UNSUPPORTED_SUFFIXES:
-        return _UNSUPPORTED_SUFFIXES[path.suffix.lower()]
+    if path.suffix.lower() in UNREADABLE_SUFFIXES:
+        return UNREADABLE_SUFFIXES[path.suffix.lower()]
     with open(path, "rb") as handle:
         head = handle.read(16)
     if head[4:8] == b"ftyp":

@@ -219,6 +219,29 @@ def frequency_box(
     if noise_floor is None:
         noise_floor = np.median(power, axis=1)
     excess = np.maximum(power[:, start_frame:end_frame].mean(axis=1) - noise_floor, 0.0)  # (F,)
+    return narrowest_band(excess, bin_edges_hz, energy_fraction)
+
+
+def narrowest_band(
+    excess: np.ndarray, bin_edges_hz: np.ndarray, energy_fraction: float = 0.9
+) -> tuple[float, float]:
+    """The smallest contiguous run of bins whose ``excess`` sums to ``energy_fraction`` of it all.
+
+    Ties: the run with more excess, then the lowest one. Shared by :func:`frequency_box` and the
+    energy detector (:mod:`biomae.detectors.energy`), which weigh the bins their own way.
+
+    Args:
+        excess: ``(F,)`` non-negative weight per bin (energy above the noise floor).
+        bin_edges_hz: ``(F + 1,)`` increasing edges of the bins in Hz.
+        energy_fraction: in (0, 1].
+
+    Returns:
+        ``(low_hz, high_hz)``: bin edges of the band; ``(nan, nan)`` when ``excess`` sums to 0.
+    """
+    excess = np.asarray(excess, dtype=np.float64)
+    n_bins = len(excess)
+    if len(bin_edges_hz) != n_bins + 1:
+        raise ValueError(f"narrowest_band: {len(bin_edges_hz)} bin edges for {n_bins} bins")
     total = excess.sum()
     if not total > 0:
         return math.nan, math.nan

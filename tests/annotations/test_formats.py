@@ -1,13 +1,23 @@
-"""The format registry: every format module loads and keeps the read / write / SUFFIX contract."""
+"""The format registry: every format module loads and keeps the read / write / SUFFIX contract,
+and declares what `biomae annotate` needs to write it (OUTPUT_SUFFIX, WRITE_OPTIONS)."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import warnings
 
 import pytest
 
-from biomae.annotations import FORMATS, format_module, read_annotations, write_annotations
+from biomae.annotations import (
+    FORMATS,
+    format_module,
+    output_suffixes,
+    read_annotations,
+    write_annotations,
+)
 from biomae.annotations.schema import EventTableError, make_events
+from biomae.audio import AudioInfo
 
 WRITABLE = {"raven", "audacity", "csv", "parquet", "textgrid", "notmat", "whisperseg"}
 WRITABLE |= {"aoef", "dcase", "timit"}
@@ -22,6 +32,28 @@ def test_module_contract(name):
     assert hasattr(module, "write") == (name in WRITABLE)
     if name in WRITABLE:
         assert isinstance(module.SUFFIX, str) and module.SUFFIX.startswith(".")
+        # each recording fact a writer declares is an audio-header field and a write() keyword
+        header_fields = {f.name for f in dataclasses.fields(AudioInfo)}
+        keywords = inspect.signature(module.write).parameters
+        for option in getattr(module, "WRITE_OPTIONS", ()):
+            assert option in header_fields and option in keywords, (name, option)
+
+
+def test_annotate_output_names_come_from_the_format_modules():
+    """Stable names of `biomae annotate`'s per-recording tables (declared by each module)."""
+    from biomae.annotate import OUTPUT_SUFFIXES
+
+    assert (
+        OUTPUT_SUFFIXES
+        == output_suffixes()
+        == {
+            "raven": ".selections.txt",
+            "audacity": ".audacity.txt",
+            "csv": ".events.csv",
+            "parquet": ".events.parquet",
+            "aoef": ".aoef.json",
+        }
+    )
 
 
 @pytest.mark.parametrize("name", sorted(WRITABLE))

@@ -1,8 +1,13 @@
 """Annotation formats: one event table (:mod:`.schema`) and a reader/writer pair per format.
 
 Each format is a module here defining ``read(path, **options) -> events`` and, when the format is
-writable, ``write(events, path, **options)`` plus ``SUFFIX`` (the file ending a writer uses). The
-registry maps a format name to its module; modules are imported only when used.
+writable, ``write(events, path, **options)`` plus ``SUFFIX`` (the file ending a writer uses, by
+which ``biomae data add`` pairs tables with recordings). A writable module may also declare
+``WRITE_OPTIONS``, the recording facts its ``write`` takes (names of
+:class:`biomae.audio.AudioInfo` fields, e.g. ``("sample_rate",)``), and ``OUTPUT_SUFFIX``, which
+offers it to ``biomae annotate`` under that ending (:func:`output_suffixes`): adding an output
+format is one module. The registry maps a format name to its module; modules are imported only
+when used.
 """
 
 from __future__ import annotations
@@ -54,6 +59,13 @@ def read_annotations(path: str | Path, fmt: str, **options):
     return format_module(fmt).read(path, **options)
 
 
+def output_suffixes() -> dict[str, str]:
+    """The formats ``biomae annotate`` writes, ``{name: per-recording file ending}``: those whose
+    module declares ``OUTPUT_SUFFIX``, in :data:`FORMATS` order (imports every format module)."""
+    modules = {name: format_module(name) for name in FORMATS}
+    return {name: m.OUTPUT_SUFFIX for name, m in modules.items() if hasattr(m, "OUTPUT_SUFFIX")}
+
+
 def write_annotations(events, path: str | Path, fmt: str, **options) -> Path:
     """Write ``events`` to ``path`` in format ``fmt``, atomically. Returns the path written."""
     module = format_module(fmt)
@@ -73,6 +85,7 @@ __all__ = [
     "format_module",
     "lenient_reading",
     "make_events",
+    "output_suffixes",
     "read_annotations",
     "sort_events",
     "validate_events",

@@ -42,6 +42,8 @@ from biomae.annotations._common import finish_events, read_text
 from biomae.annotations.schema import EventTableError, validate_events
 
 SUFFIX = ".aoef.json"
+OUTPUT_SUFFIX = SUFFIX  # ending of `biomae annotate`'s per-recording table
+WRITE_OPTIONS = ("sample_rate", "duration_s")  # header facts annotate passes to write()
 AOEF_VERSION = "1.1.0"
 LABEL_KEYS = ("label", "species", "class", "event")
 META_KEYS = ("taxon", "individual", "call_type", "source")

@@ -29,6 +29,7 @@ from biomae.annotations._common import (
 from biomae.annotations.schema import validate_events
 
 SUFFIX = ".labels.txt"
+OUTPUT_SUFFIX = ".audacity.txt"  # ending of `biomae annotate`'s per-recording table
 
 
 def default_recording(path: Path) -> str:

@@ -27,10 +27,10 @@ import pandas as pd
 
 from biomae.annotations._common import csv_records, finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
+from biomae.audio import AUDIO_SUFFIXES
 
 FILE_COLUMNS = ("filename", "file", "path", "recording", "fname")
 LABEL_COLUMNS = ("category", "label", "class", "species", "primary_label")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aif", ".aiff", ".w64", ".caf")
 
 
 def _duration(path: Path) -> float:

@@ -47,6 +47,8 @@ from biomae.annotations._common import (
 from biomae.annotations.schema import EventTableError, concat_events, validate_events
 
 SUFFIX = ".selections.txt"
+OUTPUT_SUFFIX = SUFFIX  # ending of `biomae annotate`'s per-recording table
+WRITE_OPTIONS = ("sample_rate",)  # header facts annotate passes to write()
 LABEL_COLUMNS = (
     "Annotation",
     "Species",

@@ -35,6 +35,7 @@ from biomae.annotations.schema import (
 )
 
 SUFFIX = ".csv"
+OUTPUT_SUFFIX = ".events.csv"  # ending of `biomae annotate`'s per-recording table
 TimeUnit = Literal["s", "ms", "samples"]
 ALIASES: dict[str, tuple[str, ...]] = {
     "start_s": ("onset_s", "start_seconds", "onset", "start", "begin_time_s", "t_min"),

@@ -16,6 +16,7 @@ from biomae.annotations._common import finish_events
 from biomae.annotations.schema import EVENT_COLUMNS, EventTableError, validate_events
 
 SUFFIX = ".parquet"
+OUTPUT_SUFFIX = ".events.parquet"  # ending of `biomae annotate`'s per-recording table
 
 
 def read(

@@ -31,6 +31,7 @@ from biomae.annotations._common import finish_events, format_float, read_text
 from biomae.annotations.schema import EventTableError, validate_events
 
 SUFFIX = ".TextGrid"
+WRITE_OPTIONS = ("duration_s",)  # header facts annotate passes to write()
 _TOKEN = re.compile(r'"((?:[^"]|"")*)"|(\S+)')
 
 

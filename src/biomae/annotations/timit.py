@@ -21,6 +21,7 @@ from biomae.annotations._common import finish_events, read_text, sanitise_string
 from biomae.annotations.schema import validate_events
 
 SUFFIX = ".phn"
+WRITE_OPTIONS = ("sample_rate",)  # header facts annotate passes to write()
 DEFAULT_SAMPLE_RATE = 16000
 
 

@@ -21,6 +21,7 @@ from biomae.annotations._common import finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError, validate_events
 
 SUFFIX = ".json"
+WRITE_OPTIONS = ("sample_rate",)  # header facts annotate passes to write()
 
 
 def read(path: str | Path, *, recording: str | None = None, lenient: bool = False) -> pd.DataFrame:

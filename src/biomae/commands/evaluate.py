@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from biomae.annotations import lenient_reading
     from biomae.evaluate import tables
-    from biomae.evaluate.metrics import MatchConfig
     from biomae.evaluate.report import score_tables, write_report
+    from biomae.metrics.events import MatchConfig
 
     try:
         config = MatchConfig(

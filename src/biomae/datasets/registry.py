@@ -25,6 +25,8 @@ from typing import Literal
 
 import pandas as pd
 
+from biomae import audio as audio_io
+
 TASKS = ("detection", "classification", "unlabeled")
 ANNOTATION_STATUS = ("full", "partial", "clip", "none")
 # optional columns of a recordings table (the catalog fills what an adapter leaves out)
@@ -40,7 +42,8 @@ RECORDING_METADATA = (
     "duplicate_of",
     "note",
 )
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff", ".cbin", ".opus", ".w64")
+# what libsndfile reads (biomae.audio), and evsonganaly's raw .cbin, which datasets pair by name
+AUDIO_SUFFIXES = (*audio_io.AUDIO_SUFFIXES, ".cbin")
 
 ConvertFn = Callable[[Path], tuple[pd.DataFrame, pd.DataFrame]]
 

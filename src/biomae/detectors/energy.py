@@ -10,14 +10,15 @@ no model and works at any sample rate, ultrasonic bat recordings included. Per r
 2. Power spectrogram (Hann window, ``n_fft`` samples, hop ``hop_s``) → energy inside
    ``[low_hz, high_hz]`` per frame, in dB.
 3. Adaptive noise floor: a running ``noise_quantile`` of the band energy over ``noise_window_s``.
-4. Hysteresis: an event starts where the excess over the floor rises above ``on_db`` and lasts
-   while it stays above ``off_db``; then the post-processing shared by every detector
-   (:mod:`biomae.detectors.postprocess`): events closer than ``merge_gap_s`` are merged (across
-   block boundaries too), then those shorter than ``min_duration_s`` dropped.
-5. A frequency box per event: the band between the ``box_quantile`` and ``1 - box_quantile``
-   quantiles of the event's per-bin excess over the noise spectrum (in dB, less ``on_db``; the
-   event's spectrum is the 80th percentile over its frames, so brief broadband clicks don't count),
-   within the detection band.
+4. Hysteresis (:func:`biomae.decode.hysteresis_segments`, the decoder's own): an event is a run of
+   frames whose excess over the floor stays at or above ``off_db`` and reaches ``on_db``; then the
+   post-processing shared by every detector (:mod:`biomae.detectors.postprocess`): events closer
+   than ``merge_gap_s`` are merged (across block boundaries too), then those shorter than
+   ``min_duration_s`` dropped.
+5. A frequency box per event: the narrowest band holding ``1 - 2 * box_quantile`` of the event's
+   per-bin excess over the noise spectrum (:func:`biomae.decode.narrowest_band`, as for a model's
+   events; the excess is in dB, less ``on_db``, and the event's spectrum is the 80th percentile
+   over its frames, so brief broadband clicks don't count), within the detection band.
 
 Scores are ``1 - exp(-peak_excess_db / 10)``: a monotone map of the peak SNR (dB) into [0, 1).
 """
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from biomae.annotations.schema import concat_events, empty_events, make_events
+from biomae.decode import hysteresis_segments, narrowest_band
 
 # Recordings sampled above this rate are ultrasonic ones (bat detectors record at 192-500 kHz): the
 # energy detector's auto settings then assume bat-like calls, and the ``auto`` detector of
@@ -211,14 +213,21 @@ def _segments_in_block(audio, sample_rate, frame0, core_lo, core_hi, cfg) -> lis
     band_db = 10 * np.log10(power.sum(axis=1) + 1e-20)  # (n_frames,)
     window = max(3, round(cfg.noise_window_s / cfg.hop_s))
     excess_db = band_db - _running_quantile(band_db, window, cfg.noise_quantile)
-    active = _hysteresis(excess_db, cfg.on_db, cfg.off_db)
+    events = hysteresis_segments(excess_db, cfg.on_db, cfg.off_db)  # (K, 2) [first, last) frames
+    active = np.zeros(n_frames, dtype=bool)
+    for lo, hi in events:
+        active[lo:hi] = True
     # The noise spectrum is the same statistic as an event's spectrum (80th percentile over frames,
     # see below), taken over the block's quiet frames, so that pure noise has ~0 dB excess.
     quiet = power[~active] if (~active).sum() >= 10 else power
     noise_spectrum = np.quantile(quiet, 0.8, axis=0)  # (n_bins,)
+    bin_hz = sample_rate / cfg.n_fft
+    bin_edges_hz = np.append(freqs_hz - bin_hz / 2, freqs_hz[-1] + bin_hz / 2)  # (n_bins + 1,)
     segments = []
-    for lo, hi in _runs(active[core_lo:core_hi]):
-        lo, hi = lo + core_lo, hi + core_lo
+    for lo, hi in events:
+        lo, hi = max(int(lo), core_lo), min(int(hi), core_hi)  # the part in the block's core
+        if lo >= hi:
+            continue
         # Per-bin excess (dB) of the event's spectrum over the noise spectrum; bins less than
         # `on_db` above the noise weigh nothing, so hum and stationary noise never widen the box.
         # The event's spectrum is the 80th percentile over its frames: a bin the call occupies for
@@ -233,43 +242,20 @@ def _segments_in_block(audio, sample_rate, frame0, core_lo, core_hi, cfg) -> lis
                 "first": frame0 + lo,
                 "last": frame0 + hi,  # exclusive
                 "peak_db": float(excess_db[lo:hi].max()),
-                "box": _box(excess, freqs_hz, cfg.box_quantile),
+                "box": _box(excess, freqs_hz, bin_edges_hz, cfg.box_quantile),
             }
         )
     return segments
 
 
-def _hysteresis(x: np.ndarray, on: float, off: float) -> np.ndarray:
-    """Boolean activity: on where x > on, extended while x > off (both directions)."""
-    above_off = x > off
-    runs = _runs(above_off)
-    active = np.zeros(len(x), dtype=bool)
-    for lo, hi in runs:
-        if (x[lo:hi] > on).any():
-            active[lo:hi] = True
-    return active
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) index pairs of the True runs of a boolean array."""
-    if not len(mask):
-        return []
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
-
-
-def _box(excess: np.ndarray, freqs_hz: np.ndarray, q: float) -> tuple[float, float]:
-    """The band between the q and 1-q quantiles of the excess energy over frequency."""
-    total = excess.sum()
-    if total <= 0:
+def _box(excess, freqs_hz, bin_edges_hz, box_quantile: float) -> tuple[float, float]:
+    """The narrowest band holding ``1 - 2 * box_quantile`` of the excess
+    (:func:`biomae.decode.narrowest_band`), within the detection band's bin centres; the whole
+    band when nothing rises above the noise."""
+    low_hz, high_hz = narrowest_band(excess, bin_edges_hz, 1 - 2 * box_quantile)
+    if math.isnan(low_hz):
         return float(freqs_hz[0]), float(freqs_hz[-1])
-    cumulative = np.cumsum(excess) / total
-    lo = int(np.searchsorted(cumulative, q))
-    hi = int(np.searchsorted(cumulative, 1 - q))
-    bin_hz = freqs_hz[1] - freqs_hz[0] if len(freqs_hz) > 1 else 0.0
-    low_hz = max(freqs_hz[0], freqs_hz[min(lo, len(freqs_hz) - 1)] - bin_hz / 2)
-    high_hz = min(freqs_hz[-1], freqs_hz[min(hi, len(freqs_hz) - 1)] + bin_hz / 2)
-    return float(low_hz), float(max(high_hz, low_hz))
+    return max(low_hz, float(freqs_hz[0])), min(high_hz, float(freqs_hz[-1]))
 
 
 def _finish(segments, sample_rate, hop, cfg, recording, n_samples) -> pd.DataFrame:

@@ -11,12 +11,12 @@ printed). The ``model`` is
   through :class:`biomae.infer.ModelDetector` (no frequency boxes; they are not scored);
 - ``energy``: the band-energy detector baseline (:class:`biomae.detectors.energy.EnergyDetector`);
 - ``birdnet``: BirdNET V2.4 from the peers venv, its 3-s windows merged into class-agnostic events
-  (:mod:`biomae.evaluate.birdnet`); skipped with a message when the venv is absent;
+  (:mod:`biomae.detectors.birdnet`); skipped with a message when the venv is absent;
 - for the ``embeddings`` suite: an encoder or fine-tuned model path, or ``logmel`` (the baseline);
 - from Python, any object with ``detect_file(path) -> events`` (tests use an oracle).
 
 Every detector is scored by the same code, :func:`score_detection`: class-agnostic event F1 at IoU
->= 0.3 (:mod:`biomae.evaluate.metrics`, one-to-one matching), onset/offset F1 (collar 0.2 s, offset
+>= 0.3 (:mod:`biomae.metrics.events`, one-to-one matching), onset/offset F1 (collar 0.2 s, offset
 collar 20 % of the reference length), frame F1 and, when every prediction has a score, AP — only
 inside each recording's annotated regions. Per scope (each source, and ``all``) a folder holds
 :func:`biomae.evaluate.report.write_report`'s files (metrics.csv/json, per_recording.csv, PR
@@ -155,7 +155,7 @@ def load_detector(model, *, birdnet_threshold: float = 0.1):
 
         return EnergyDetector()
     if model == "birdnet":
-        from biomae.evaluate.birdnet import BirdNETDetector, BirdNETUnavailable
+        from biomae.detectors.birdnet import BirdNETDetector, BirdNETUnavailable
 
         try:
             return BirdNETDetector(threshold=birdnet_threshold)
@@ -217,8 +217,8 @@ def score_detection(
     Writes a report per source and for ``all`` under ``out_dir``; returns the summary rows and the
     predictions.
     """
-    from biomae.evaluate.metrics import MatchConfig
     from biomae.evaluate.report import score_tables, write_report
+    from biomae.metrics.events import MatchConfig
 
     config = MatchConfig(iou_threshold=iou, match_labels=False)
     paths = recordings["path"].tolist()
@@ -259,12 +259,12 @@ def _summary_row(scope: str, report) -> dict:
 
 def write_summary(summary: dict, out_dir: Path) -> None:
     """``summary.csv`` (the rows) and ``summary.json`` (everything), atomically."""
-    from biomae.evaluate.report import _json_safe
+    from biomae.evaluate.report import json_safe
 
     table = pd.DataFrame(summary["rows"])
     with atomic_open(out_dir / "summary.csv") as handle:
         table.to_csv(handle, index=False)
-    atomic_write_text(out_dir / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+    atomic_write_text(out_dir / "summary.json", json.dumps(json_safe(summary), indent=2) + "\n")
 
 
 def print_summary(summary: dict) -> None:

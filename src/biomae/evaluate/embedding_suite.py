@@ -5,13 +5,14 @@ grouped by ``source``. Inside a source, labels with fewer than 2 clips are dropp
 is scored when at least 2 labels remain (today: gibbon_workflow, behaviouR; sources left out are
 listed in the summary's notes with the reason).
 
-Embeddings: ``logmel`` — :func:`biomae.evaluate.probes.logmel_stats_embedding` of the whole clip
+Embeddings: ``logmel`` — :func:`logmel_stats_embedding` (the baseline any learned embedding
+should beat: mean and standard deviation over time of each log-mel band) of the whole clip
 resampled to ``sample_rate`` (16 kHz) — always; and, when ``model`` is a path, the model's
 :class:`biomae.embed.Embedder` window embeddings averaged over the clip's windows.
 
 Protocol, per source and embedding: leave-one-out 1-NN accuracy (cosine,
-:func:`biomae.evaluate.probes.nearest_neighbour_accuracy`) and the stratified k-fold linear probe
-(:func:`biomae.evaluate.probes.linear_probe_accuracy`, ``k = min(5, smallest class size)``),
+:func:`biomae.metrics.probes.nearest_neighbour_accuracy`) and the stratified k-fold linear probe
+(:func:`biomae.metrics.probes.linear_probe_accuracy`, ``k = min(5, smallest class size)``),
 beside the majority-class rate (``chance``). Clips are cut to their first ``max_clip_s`` (30 s).
 """
 
@@ -46,12 +47,38 @@ def clip_sets(data_root: Path, min_per_label: int = 2, min_labels: int = 2):
     return sets, notes
 
 
+def logmel_stats_embedding(
+    waveform, sample_rate: int, *, n_mels: int = 128, n_fft: int = 512, hop_s: float = 0.01
+):
+    """Baseline embedding: mean and std over time of each log-mel band (natural log of power).
+
+    Args:
+        waveform: (B, T) float tensor of audio samples.
+        sample_rate: samples per second of ``waveform``.
+        n_mels, n_fft, hop_s: the :class:`biomae.features.SpectrogramConfig` front end.
+
+    Returns:
+        (B, 2 * n_mels) tensor: the band means, then the band standard deviations.
+    """
+    import torch
+
+    from biomae.features import Spectrogram, SpectrogramConfig
+
+    if waveform.ndim != 2:
+        raise ValueError(f"waveform must be (B, T); got shape {tuple(waveform.shape)}")
+    config = SpectrogramConfig(
+        sample_rate=sample_rate, n_fft=n_fft, hop_s=hop_s, n_mels=n_mels, compression="log"
+    )
+    with torch.no_grad():
+        logmel = Spectrogram(config)(waveform)  # (B, n_mels, frames)
+    return torch.cat([logmel.mean(dim=-1), logmel.std(dim=-1)], dim=1)  # (B, 2 * n_mels)
+
+
 def logmel_embeddings(paths, sample_rate: int = 16000, max_clip_s: float = 30.0) -> np.ndarray:
     """(N, 256) log-mel statistics of each clip (mono, resampled, first ``max_clip_s``)."""
     import torch
 
     from biomae import audio as audio_io
-    from biomae.evaluate.probes import logmel_stats_embedding
 
     rows = []
     for path in paths:
@@ -77,7 +104,7 @@ def model_embeddings(paths, model_path: Path, max_clip_s: float = 30.0) -> np.nd
 
 def score_embeddings(embeddings: np.ndarray, labels: list[str]) -> dict:
     """1-NN (leave-one-out), linear-probe accuracy and chance of one set."""
-    from biomae.evaluate.probes import (
+    from biomae.metrics.probes import (
         ProbeConfig,
         linear_probe_accuracy,
         nearest_neighbour_accuracy,

@@ -1,8 +1,8 @@
 """Score a prediction table against a reference table and write the results a user reads.
 
-:func:`score_tables` runs every metric of :mod:`biomae.evaluate.metrics` (event F1 at the IoU
+:func:`score_tables` runs every metric of :mod:`biomae.metrics.events` (event F1 at the IoU
 threshold, onset/offset-tolerance F1, frame F1) and, when every prediction has a score, the
-precision-recall curves and AP of :mod:`biomae.evaluate.precision_recall`. :func:`write_report`
+precision-recall curves and AP of :mod:`biomae.metrics.precision_recall`. :func:`write_report`
 writes into a folder, each file atomically:
 
 - ``metrics.csv``: one row per metric and scope: ``metric`` (event_iou, onset_offset, frame, ap),
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from biomae._io import atomic_open, atomic_path, atomic_write_text
-from biomae.evaluate.metrics import (
+from biomae.metrics.events import (
     MatchConfig,
     Regions,
     Scores,
@@ -33,7 +33,7 @@ from biomae.evaluate.metrics import (
     in_regions,
     onset_offset_f1,
 )
-from biomae.evaluate.precision_recall import APResult, precision_recall
+from biomae.metrics.precision_recall import APResult, precision_recall
 
 
 @dataclass
@@ -73,7 +73,7 @@ def score_tables(
             predictions on other recordings are not scored and are reported in ``notes``.
         pred_recordings: the recordings the prediction tables cover, empty tables included
             (default: those with predictions); reference recordings outside are noted.
-        regions: per recording the annotated spans (see :mod:`biomae.evaluate.metrics`).
+        regions: per recording the annotated spans (see :mod:`biomae.metrics.events`).
     """
     config = config or MatchConfig()
     notes: list[str] = []
@@ -182,15 +182,15 @@ def _plot_curves(report: Report, path: Path) -> None:
     plt.close(fig)
 
 
-def _json_safe(value):
+def json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -213,7 +213,7 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
         else {"overall": report.ap.overall.ap, "mean_ap": report.ap.mean_ap}
         | {"per_class": {k: c.ap for k, c in report.ap.per_class.items()}},
     }
-    atomic_write_text(written[2], json.dumps(_json_safe(summary), indent=2) + "\n")
+    atomic_write_text(written[2], json.dumps(json_safe(summary), indent=2) + "\n")
     curves = _curves(report)
     if curves:
         table = pd.concat(

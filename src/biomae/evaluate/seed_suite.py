@@ -18,7 +18,7 @@ Protocols:
   consecutive clips of ``clip_s`` (10 s; the last clip may be shorter); a clip's true label set is
   the labels of the reference events whose midpoint lies in it, its predicted set the labels of the
   predicted events whose midpoint lies in it; ``clip_label_f1`` is the micro F1 over clips of
-  :func:`biomae.evaluate.clips.multilabel_f1`. A class-agnostic detector labels its events "call",
+  :func:`biomae.metrics.clips.multilabel_f1`. A class-agnostic detector labels its events "call",
   which names no species, so ``clip_presence_f1`` repeats the scoring with every label replaced by
   "call" (is any call in the clip?). The clip length is our choice: the seed's own clip lengths
   were not checked.
@@ -91,7 +91,7 @@ def clip_label_sets(
 def _detection(dataset, detector, recordings, events, out_dir: Path, clip_s: float) -> dict:
     from biomae import audio as audio_io
     from biomae.evaluate.benchmarks import score_detection
-    from biomae.evaluate.clips import multilabel_f1
+    from biomae.metrics.clips import multilabel_f1
 
     recordings = recordings.assign(source=dataset.key, regions=None)
     rows, predictions = score_detection(detector, recordings, events, out_dir / dataset.key)
@@ -106,7 +106,7 @@ def _detection(dataset, detector, recordings, events, out_dir: Path, clip_s: flo
 
 def _classification(detector, recordings, events) -> dict:
     from biomae.evaluate.benchmarks import predict
-    from biomae.evaluate.clips import clip_accuracy
+    from biomae.metrics.clips import clip_accuracy
 
     truth = events.groupby("recording")["label"].first()
     paths = [p for p in recordings["path"] if p in truth.index]

@@ -45,8 +45,8 @@ from biomae.annotations import (
     make_events,
     read_annotations,
 )
+from biomae.audio import RECORDING_SUFFIXES
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aif", ".aiff", ".m4a", ".aac", ".wv")
 _ANNOTATION_SUFFIXES = (  # regexes, tried as one alternation anchored at the end of the name
     r"\.birdnet\.selection\.table\.txt",
     r"\.birdnet\.results\.(csv|txt|json)",
@@ -88,7 +88,7 @@ def recording_key(name: str) -> str:
     """The pairing key of a recording or annotation file name (see the module docstring)."""
     base = re.split(r"[\\/]", str(name).strip())[-1]
     base = _ANNOTATION_SUFFIX.sub("", base)
-    for suffix in AUDIO_SUFFIXES:
+    for suffix in RECORDING_SUFFIXES:
         if base.lower().endswith(suffix):
             return base[: -len(suffix)]
     return base
@@ -218,7 +218,10 @@ def read_tables(
     tables, recordings, files, skipped = [], set(), [], []
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = file.relative_to(path)
-        if any(part.startswith(".") for part in rel.parts) or file.suffix.lower() in AUDIO_SUFFIXES:
+        if (
+            any(part.startswith(".") for part in rel.parts)
+            or file.suffix.lower() in RECORDING_SUFFIXES
+        ):
             continue
         if fmt is not None and file.suffix.lower() not in FORMAT_SUFFIXES.get(fmt, ()):
             skipped.append(f"{file}: suffix does not fit format {fmt!r}")

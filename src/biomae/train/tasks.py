@@ -175,7 +175,7 @@ class DetectTask(Task):
         head has labels); with ``finetune.calibrate_threshold`` the best over :attr:`thresholds`."""
         from biomae.annotations.schema import concat_events
         from biomae.decode import decode_events
-        from biomae.evaluate.metrics import MatchConfig, event_f1
+        from biomae.metrics.events import MatchConfig, event_f1
 
         labels = config.head.labels or [""]
         probs = [predict_recording(model, front_end, it, config, device) for it in val_items]

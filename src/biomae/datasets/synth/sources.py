@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 
 from biomae.annotations.schema import make_events
+from biomae.audio import AUDIO_SUFFIXES
 
 if TYPE_CHECKING:
     from biomae.datasets.synth.place import SynthConfig
-
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Cross-checks of biomae.evaluate against independent implementations on the same inputs.
+"""Cross-checks of biomae.metrics against independent implementations on the same inputs.
 
 - mir_eval: ``util.match_events`` with an IoU distance (the DCASE few-shot bioacoustic recipe:
   IoU >= 0.3 then maximum bipartite matching) and ``transcription.match_notes`` for onset/offset
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from biomae.annotations.schema import make_events
-from biomae.evaluate.clips import multilabel_f1, top_k_accuracy
-from biomae.evaluate.metrics import MatchConfig, event_f1, frame_f1, onset_offset_f1
+from biomae.metrics.clips import multilabel_f1, top_k_accuracy
+from biomae.metrics.events import MatchConfig, event_f1, frame_f1, onset_offset_f1
 
 LABELS = ("a", "b", "c")
 PITCH_HZ = {"a": 200.0, "b": 800.0, "c": 3200.0, "": 440.0}  # two octaves apart: never confused

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from biomae.annotations.schema import make_events
-from biomae.evaluate.metrics import MatchConfig, event_f1
-from biomae.evaluate.precision_recall import precision_recall
+from biomae.metrics.events import MatchConfig, event_f1
+from biomae.metrics.precision_recall import precision_recall
 
 
 def events(rows, recording="rec"):

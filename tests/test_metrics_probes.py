@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biomae.evaluate.probes import (
+from biomae.metrics.probes import (
     ProbeConfig,
     linear_probe_accuracy,
     nearest_neighbour_accuracy,
@@ -59,7 +59,7 @@ def test_folds_are_stratified_and_errors_are_specific():
 def test_logmel_stats_embedding_separates_tones():
     torch = pytest.importorskip("torch")
     pytest.importorskip("biomae.features")
-    from biomae.evaluate.probes import logmel_stats_embedding
+    from biomae.evaluate.embedding_suite import logmel_stats_embedding
 
     sample_rate = 16000
     t = torch.arange(sample_rate // 2) / sample_rate
@@ -77,13 +77,13 @@ def test_logmel_stats_embedding_separates_tones():
 
 def test_probe_agrees_with_sklearn_logistic_regression():
     linear_model = pytest.importorskip("sklearn.linear_model")
-    from biomae.evaluate.probes import _fit_predict
+    from biomae.metrics.probes import fit_predict
 
     x, y = clusters(n_per_class=40, spread=1.5, seed=2)  # overlapping classes
     y_id = np.unique(y, return_inverse=True)[1]
     train, test = np.arange(len(x)) % 2 == 0, np.arange(len(x)) % 2 == 1
     config = ProbeConfig(l2=1e-2, max_iter=500)
-    ours = _fit_predict(x[train], y_id[train], x[test], 3, config)
+    ours = fit_predict(x[train], y_id[train], x[test], 3, config)
     mean, std = x[train].mean(axis=0), x[train].std(axis=0)
     # same objective: sklearn minimises 0.5 ||W||^2 + C * sum(loss), i.e. (C n) times
     # (mean loss + ||W||^2 / (2 C n)), so l2 = 1 / (2 C n)

@@ -2,7 +2,7 @@
 
 Convention: predictions are ranked by ``score`` (descending). At each distinct score ``t`` the
 predictions with ``score >= t`` are matched one-to-one to the references exactly as
-:func:`biomae.evaluate.metrics.match_events` does (maximum-cardinality matching at the IoU
+:func:`biomae.metrics.events.match_events` does (maximum-cardinality matching at the IoU
 threshold, per recording and, with ``match_labels``, per label), so the curve's counts at ``t``
 equal the event F1 counts of the predictions kept at that threshold. The matching is grown one
 prediction at a time by an augmenting-path search (the maximum matching of a set plus one vertex is
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from biomae.evaluate.matching import candidate_blocks
-from biomae.evaluate.metrics import MatchConfig, Regions, _check, in_regions
+from biomae.metrics.events import MatchConfig, Regions, check_events, in_regions
+from biomae.metrics.matching import candidate_blocks
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,8 @@ def precision_recall(
         ValueError: a prediction has no score (NaN).
     """
     config = config or MatchConfig()
-    _check(pred, "prediction", config.use_frequency)
-    _check(ref, "reference", config.use_frequency)
+    check_events(pred, "prediction", config.use_frequency)
+    check_events(ref, "reference", config.use_frequency)
     pred = pred[in_regions(pred, regions)].reset_index(drop=True)
     ref = ref[in_regions(ref, regions)].reset_index(drop=True)
     scores = pred["score"].to_numpy(float)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from biomae.evaluate.clips import clip_accuracy, multilabel_f1, top_k_accuracy
-from biomae.evaluate.metrics import Counts
+from biomae.metrics.clips import clip_accuracy, multilabel_f1, top_k_accuracy
+from biomae.metrics.events import Counts
 
 
 def test_clip_accuracy():

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from biomae.annotations.schema import empty_events, make_events
-from biomae.evaluate.metrics import (
+from biomae.metrics.events import (
     Counts,
     MatchConfig,
     event_f1,
@@ -240,11 +240,11 @@ def test_matching_is_one_to_one_and_above_threshold(pred_rows, ref_rows):
 @settings(max_examples=20, deadline=None)
 @given(intervals, intervals, st.sampled_from(["iou", "onset_offset"]))
 def test_sparse_components_equal_one_dense_matching(pred_rows, ref_rows, criterion):
-    from biomae.evaluate import matching
+    from biomae.metrics import matching
 
     pred, ref = _table(pred_rows), _table(ref_rows)
     config = MatchConfig(iou_threshold=0.1)
-    p_box, r_box = matching._boxes(pred), matching._boxes(ref)
+    p_box, r_box = matching.event_boxes(pred), matching.event_boxes(ref)
     # brute force: every pair, one dense matching over the whole recording
     p_all, r_all = np.meshgrid(np.arange(len(pred)), np.arange(len(ref)), indexing="ij")
     iou = matching._pair_iou(p_box[p_all.ravel()], r_box[r_all.ravel()], False)
@@ -261,7 +261,7 @@ def test_sparse_components_equal_one_dense_matching(pred_rows, ref_rows, criteri
 
 
 def test_candidate_search_in_chunks_finds_the_same_pairs(monkeypatch):
-    from biomae.evaluate import matching
+    from biomae.metrics import matching
 
     rng = np.random.default_rng(3)
     start = rng.uniform(0, 30, 80)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from biomae.evaluate.matching import _boxes, _groups, candidate_blocks, match_one_to_one
+from biomae.metrics.matching import candidate_blocks, event_boxes, match_groups, match_one_to_one
 
 Regions = Mapping[str, Sequence[tuple[float, float]]]
 
@@ -169,7 +169,7 @@ def in_regions(events: pd.DataFrame, regions: Regions | None) -> np.ndarray:
     return keep
 
 
-def _check(events: pd.DataFrame, what: str, need_bands: bool) -> None:
+def check_events(events: pd.DataFrame, what: str, need_bands: bool) -> None:
     for name in ("recording", "start_s", "end_s", "label"):
         if name not in events.columns:
             raise ValueError(f"{what} table lacks column {name!r} (build it with make_events)")
@@ -204,8 +204,8 @@ def match_events(
         :class:`Scores` with overall counts, per-class counts (``match_labels=True``) and the
         matched row pairs as positions into ``pred`` and ``ref``.
     """
-    _check(pred, "prediction", config.use_frequency)
-    _check(ref, "reference", config.use_frequency)
+    check_events(pred, "prediction", config.use_frequency)
+    check_events(ref, "reference", config.use_frequency)
     pred_pos = np.flatnonzero(in_regions(pred, regions))
     ref_pos = np.flatnonzero(in_regions(ref, regions))
     pred_in = pred.iloc[pred_pos].reset_index(drop=True)
@@ -268,8 +268,8 @@ def frame_f1(
     class are both active in the frame. ``durations_s`` gives each recording's length (default: the
     latest event end or region end); events past it are an error.
     """
-    _check(pred, "prediction", False)
-    _check(ref, "reference", False)
+    check_events(pred, "prediction", False)
+    check_events(ref, "reference", False)
     frame_s = config.frame_s
     both = pd.concat([pred[["recording", "end_s"]], ref[["recording", "end_s"]]])
     last_end_s = both.groupby("recording")["end_s"].max().to_dict()
@@ -296,9 +296,9 @@ def frame_f1(
             for a_s, b_s in regions[name]:
                 scored |= (centre_s >= a_s) & (centre_s <= b_s)
         grid[name] = (n_frames, scored)
-    pred_boxes, ref_boxes = _boxes(pred), _boxes(ref)
+    pred_boxes, ref_boxes = event_boxes(pred), event_boxes(ref)
     per_class: dict[str, Counts] = {}
-    for key, p_idx, r_idx in _groups(pred, ref, config.match_labels):
+    for key, p_idx, r_idx in match_groups(pred, ref, config.match_labels):
         n_frames, scored = grid[key[0]]
         pr = _frame_roll(pred_boxes[p_idx], n_frames, frame_s) & scored
         rr = _frame_roll(ref_boxes[r_idx], n_frames, frame_s) & scored

@@ -1,7 +1,7 @@
 """One-to-one matching of predicted to reference events, without dense all-pairs matrices.
 
 The conventions (criteria, maximum-cardinality matching with IoU tie-break) are documented in
-:mod:`biomae.evaluate.metrics`. Here: candidate pairs are found per group by a sorted search
+:mod:`biomae.metrics.events`. Here: candidate pairs are found per group by a sorted search
 (:func:`candidate_pairs`), the bipartite candidate graph is split into connected components
 (:func:`candidate_blocks`), and each component is matched on its own small dense matrix
 (:func:`match_one_to_one`), which gives the same result as one global matching.
@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from biomae.evaluate.metrics import MatchConfig
+    from biomae.metrics.events import MatchConfig
 
 _SLACK = 1e-9  # float slack at thresholds and collars
 _MAX_PAIRS = 4_000_000  # candidate pairs examined at once (memory bound)
 
 
-def _groups(pred: pd.DataFrame, ref: pd.DataFrame, match_labels: bool):
+def match_groups(pred: pd.DataFrame, ref: pd.DataFrame, match_labels: bool):
     """Yield (key, pred_positions, ref_positions) for each recording (and label) present."""
     keys = ["recording", "label"] if match_labels else ["recording"]
     pred_groups = pred.groupby(keys, sort=True).indices if len(pred) else {}
@@ -32,7 +32,7 @@ def _groups(pred: pd.DataFrame, ref: pd.DataFrame, match_labels: bool):
         yield as_tuple, pred_groups.get(key, empty), ref_groups.get(key, empty)
 
 
-def _boxes(events: pd.DataFrame) -> np.ndarray:
+def event_boxes(events: pd.DataFrame) -> np.ndarray:
     """(N, 4) float array of start_s, end_s, low_hz, high_hz."""
     return events[["start_s", "end_s", "low_hz", "high_hz"]].to_numpy(np.float64)
 
@@ -107,8 +107,8 @@ def candidate_blocks(pred: pd.DataFrame, ref: pd.DataFrame, config: MatchConfig,
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    pred_boxes, ref_boxes = _boxes(pred), _boxes(ref)
-    for key, p_idx, r_idx in _groups(pred, ref, config.match_labels):
+    pred_boxes, ref_boxes = event_boxes(pred), event_boxes(ref)
+    for key, p_idx, r_idx in match_groups(pred, ref, config.match_labels):
         singles, blocks = np.zeros((0, 2), dtype=np.int64), []
         if len(p_idx) and len(r_idx):
             p, r, iou = candidate_pairs(pred_boxes[p_idx], ref_boxes[r_idx], config, criterion)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from biomae.evaluate.metrics import Counts
+from biomae.metrics.events import Counts
 
 
 def _same_length(y_true: Sequence, y_pred: Sequence) -> None:

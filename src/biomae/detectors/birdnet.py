@@ -1,4 +1,4 @@
-"""BirdNET V2.4 as a class-agnostic detection baseline for the benchmark suites.
+"""BirdNET V2.4 as a class-agnostic detector: the peer baseline of the benchmark suites.
 
 BirdNET classifies fixed 3-s windows; it has no onsets or offsets. To score it with the same event
 metrics as every other model, its window rows (``bench/peers/birdnet_predict.py`` CSV: ``input,

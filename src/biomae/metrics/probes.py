@@ -5,8 +5,9 @@
 - :func:`linear_probe_accuracy`: multinomial logistic regression (numpy + scipy L-BFGS-B, L2
   penalty) scored by stratified k-fold cross-validation; features are standardised with the
   training fold's mean and standard deviation.
-- :func:`logmel_stats_embedding`: the baseline any learned embedding should beat, the mean and
-  standard deviation over time of each log-mel band.
+
+Pure numpy + scipy: the embeddings come from elsewhere (the log-mel baseline and the model's
+embeddings are made in :mod:`biomae.evaluate.embedding_suite`).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def stratified_folds(y: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
     return fold
 
 
-def _fit_predict(x_train, y_train, x_test, n_classes: int, config: ProbeConfig) -> np.ndarray:
+def fit_predict(x_train, y_train, x_test, n_classes: int, config: ProbeConfig) -> np.ndarray:
     """Train softmax regression on standardised features; return predicted class ids (M,).
 
     Minimises mean cross-entropy + l2 * ||W||^2 over W (D, C) and b (C,) with scipy's L-BFGS-B
@@ -155,33 +156,6 @@ def linear_probe_accuracy(
     accuracy = []
     for k in range(config.n_folds):
         test = fold == k
-        guess = _fit_predict(x[~test], y[~test], x[test], len(counts), config)
+        guess = fit_predict(x[~test], y[~test], x[test], len(counts), config)
         accuracy.append(float(np.mean(guess == y[test])))
     return {"accuracy": float(np.mean(accuracy)), "fold_accuracy": accuracy}
-
-
-def logmel_stats_embedding(
-    waveform, sample_rate: int, *, n_mels: int = 128, n_fft: int = 512, hop_s: float = 0.01
-):
-    """Baseline embedding: mean and std over time of each log-mel band (natural log of power).
-
-    Args:
-        waveform: (B, T) float tensor of audio samples.
-        sample_rate: samples per second of ``waveform``.
-        n_mels, n_fft, hop_s: the :class:`biomae.features.SpectrogramConfig` front end.
-
-    Returns:
-        (B, 2 * n_mels) tensor: the band means, then the band standard deviations.
-    """
-    import torch
-
-    from biomae.features import Spectrogram, SpectrogramConfig
-
-    if waveform.ndim != 2:
-        raise ValueError(f"waveform must be (B, T); got shape {tuple(waveform.shape)}")
-    config = SpectrogramConfig(
-        sample_rate=sample_rate, n_fft=n_fft, hop_s=hop_s, n_mels=n_mels, compression="log"
-    )
-    with torch.no_grad():
-        logmel = Spectrogram(config)(waveform)  # (B, n_mels, frames)
-    return torch.cat([logmel.mean(dim=-1), logmel.std(dim=-1)], dim=1)  # (B, 2 * n_mels)
