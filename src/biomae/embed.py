@@ -42,7 +42,7 @@ class Embedder:
         import torch
         from safetensors import safe_open
 
-        from biomae.train.pretrain import FrontEnd
+        from biomae.features import FrontEnd
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
@@ -72,7 +72,7 @@ class Embedder:
             raise ValueError(f"{self.model_path}: format {fmt!r} is not one of {ENCODER_FORMATS}")
         self.encoder.eval()
         self.patch_t = self.encoder.config.patch_t
-        self.front_end = FrontEnd(front_config, self.patch_t, self.device)
+        self.front_end = FrontEnd(front_config.front_end, self.patch_t, self.device)
         self.sample_rate = front_config.front_end.sample_rate
         self.hop_s = front_config.front_end.hop_s
         self.window_s = window_s or default_window_s

@@ -248,14 +248,16 @@ class ModelDetector:
         from dataclasses import replace
 
         from biomae.detectors.postprocess import PostProcess
-        from biomae.train.pretrain import FrontEnd
+        from biomae.features import FrontEnd
 
         self.name = name
         self.config = config or InferConfig()
         self.model_path = Path(model_path)
         self.device = resolve_device(self.config.device)
         self.model, self.model_config = load_detection_model(self.model_path, self.device)
-        self.front_end = FrontEnd(self.model_config, self.model.encoder.config.patch_t, self.device)
+        self.front_end = FrontEnd(
+            self.model_config.front_end, self.model.encoder.config.patch_t, self.device
+        )
         bf16 = self.config.bf16
         self.bf16 = bf16_is_fast(self.device.type) if bf16 is None else bf16
         self.decode_config = self.model_config.decode

@@ -11,7 +11,7 @@ Every step: learning rate from :func:`~biomae.train.common.lr_at` scaled per par
 **layer-wise decay** (``finetune.layer_decay ** (depth + 1 - layer)``: patch embedding = layer 0,
 block ``i`` = layer ``i + 1``, final norm and head = ``depth + 1``), or a frozen-encoder probe
 (``finetune.freeze_encoder``: only the head trains); log-mel with per-clip standardisation (the
-pretraining front end, :class:`biomae.train.pretrain.FrontEnd`); a NaN guard; every
+front end of :class:`biomae.features.FrontEnd`); a NaN guard; every
 ``train.eval_every`` steps validation, keeping the best model as ``best.safetensors`` (encoder +
 head weights, the run config in its metadata: :func:`load_finetuned`); every ``train.ckpt_every``
 steps a resumable ``checkpoint.pt`` (:func:`~biomae.train.common.save_checkpoint`). A rerun with
@@ -151,8 +151,9 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
             or finetune section (each changed field named, old → new).
         CheckpointError: the checkpoint is unreadable.
     """
+    from biomae.features import FrontEnd
     from biomae.train import common
-    from biomae.train.pretrain import FrontEnd, autocast
+    from biomae.train.pretrain import autocast
 
     out_dir = Path(config.train.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +180,7 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
         f"({config.data.split_by} split) from {config.data.catalog or config.data.data_dir}"
     )
     model = build_model(config).to(device)
-    front_end = FrontEnd(config, model.encoder.config.patch_t, device)
+    front_end = FrontEnd(config.front_end, model.encoder.config.patch_t, device)
     o = config.optim
     groups = param_groups(model, o.weight_decay, config.finetune.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
