@@ -261,17 +261,17 @@ def test_dataloader_workers_give_the_same_scores_and_report_bad_files(
     ],
 )
 def test_bf16_auto_only_where_it_is_faster_with_the_same_results(device_type, flags, expected):
-    from biomae.infer import bf16_is_fast
+    from biomae.devices import bf16_is_fast
 
     assert bf16_is_fast(device_type, flags) is expected
 
 
 def test_bf16_auto_is_off_on_an_avx512_bf16_cpu_without_amx(tiny_detect_model, monkeypatch):
-    import biomae.infer as infer
+    from biomae import devices
 
-    monkeypatch.setattr(infer, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     assert ModelDetector(tiny_detect_model, InferConfig(device="cpu")).bf16 is False
-    monkeypatch.setattr(infer, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16", "amx_tile"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16", "amx_tile"})
     assert ModelDetector(tiny_detect_model, InferConfig(device="cpu")).bf16 is True
     assert ModelDetector(tiny_detect_model, InferConfig(device="cpu", bf16=False)).bf16 is False
 

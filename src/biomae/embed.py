@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +38,9 @@ class Embedder:
         batch_size: int = 16,
         window_s: float | None = None,
     ):
-        import torch
         from safetensors import safe_open
 
+        from biomae.devices import resolve_device
         from biomae.features import FrontEnd
 
         self.model_path = Path(model_path)
@@ -49,10 +48,7 @@ class Embedder:
             raise FileNotFoundError(f"model {self.model_path} not found")
         with safe_open(str(self.model_path), framework="pt") as handle:
             fmt = (handle.metadata() or {}).get("format", "")
-        if device == "auto":
-            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         if fmt.startswith("biomae-finetuned"):
             from biomae.train.finetune import load_finetuned
 

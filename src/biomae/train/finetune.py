@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from biomae._io import atomic_path, atomic_write_text
+from biomae.devices import autocast, resolve_device
 from biomae.train.config import ConfigError
 from biomae.train.config_values import config_changes
 from biomae.train.finetune_config import (
@@ -153,15 +154,10 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
     """
     from biomae.features import FrontEnd
     from biomae.train import common
-    from biomae.train.pretrain import autocast
 
     out_dir = Path(config.train.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(
-        "cuda"
-        if config.train.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if config.train.device == "auto" else config.train.device)
-    )
+    device = resolve_device(config.train.device)
     if config.data.catalog:
         prepared_rate = config.front_end.sample_rate if config.data.prepared else None
         items, left_out = catalog_labeled(config.data.catalog, config.data.datasets, prepared_rate)

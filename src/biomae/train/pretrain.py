@@ -37,6 +37,7 @@ import torch
 
 from biomae import distributed
 from biomae._io import atomic_write_text
+from biomae.devices import autocast
 from biomae.features import FrontEnd
 from biomae.train import common, data, logs
 from biomae.train.config import (
@@ -63,13 +64,6 @@ def mask_generator(seed: int, index: int) -> torch.Generator:
     """CPU generator for the mask of micro-batch ``index`` (see ``biomae.train.data``)."""
     state = np.random.SeedSequence([seed, index, 7]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CPU or CUDA when ``enabled``, else a no-op context."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def build_model(config: PretrainConfig, info: distributed.DistInfo):
