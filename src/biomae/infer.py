@@ -136,7 +136,8 @@ def prefetch(iterator: Iterator, depth: int = 8) -> Iterator:
 
 
 def load_detection_model(path: str | Path, device):
-    """``(model, config)`` of the fine-tuned detection model at ``path`` on ``device``.
+    """``(model, spec)`` of the fine-tuned detection model at ``path`` on ``device``
+    (:func:`biomae.models.files.load_model`; ``starter`` is the shipped one).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -145,21 +146,21 @@ def load_detection_model(path: str | Path, device):
     """
     from safetensors import SafetensorError
 
-    from biomae.train.finetune import load_finetuned
+    from biomae.models.files import load_model, resolve_model_path
 
-    path = Path(path)
+    path = resolve_model_path(path)
     expected = "give a .safetensors model written by biomae finetune --task detect"
     if not path.is_file():
         raise FileNotFoundError(f"model {path}: no such file; {expected}")
     try:
-        model, config = load_finetuned(path, device=str(device))
+        model, spec = load_model(path, device=device)
     except SafetensorError as err:
         raise ValueError(f"model {path}: not a safetensors file ({err}); {expected}") from err
     except (ValueError, KeyError) as err:
         raise ValueError(f"model {path}: not a biomae model ({err}); {expected}") from err
-    if model.task != "detect":
-        raise ValueError(f"model {path}: a {model.task!r} model; {expected}")
-    return model, config
+    if spec.task != "detect":
+        raise ValueError(f"model {path}: a {spec.task!r} model; {expected}")
+    return model, spec
 
 
 class ModelDetector:
@@ -184,13 +185,11 @@ class ModelDetector:
         self.config = config or InferConfig()
         self.model_path = Path(model_path)
         self.device = resolve_device(self.config.device)
-        self.model, self.model_config = load_detection_model(self.model_path, self.device)
-        self.front_end = FrontEnd(
-            self.model_config.front_end, self.model.encoder.config.patch_t, self.device
-        )
+        self.model, self.spec = load_detection_model(self.model_path, self.device)
+        self.front_end = FrontEnd(self.spec.front_end, self.spec.encoder.patch_t, self.device)
         bf16 = self.config.bf16
         self.bf16 = bf16_is_fast(self.device.type) if bf16 is None else bf16
-        self.decode_config = self.model_config.decode
+        self.decode_config = self.spec.decode
         if self.config.threshold_on is not None:
             off = min(self.decode_config.threshold_off or 1.0, self.config.threshold_on)
             self.decode_config = replace(
@@ -208,11 +207,11 @@ class ModelDetector:
             min_duration_s=self.config.min_duration_s,
             label=self.config.label,
         )
-        self.labels = list(self.model_config.head.labels) or ["call"]  # class-agnostic: "call"
+        self.labels = list(self.spec.labels) or ["call"]  # class-agnostic: "call"
         self.outputs = tuple(self.model.head.config.outputs)  # activity [, onset, offset]
         self.n_channels = len(self.labels) * len(self.outputs)
-        self.sample_rate = self.model_config.front_end.sample_rate
-        self.window_samples = self.model_config.window_samples
+        self.sample_rate = self.spec.front_end.sample_rate
+        self.window_samples = self.spec.window_samples
         frame_hop = self.model.head.frame_hop_s * self.sample_rate
         if abs(frame_hop - round(frame_hop)) > 1e-6:
             raise ValueError(f"{self.model_path}: head frame hop {frame_hop} samples is not whole")

@@ -2,7 +2,9 @@
 
 The fine-tuning loop (:func:`biomae.train.finetune.finetune`) looks its task up once by name,
 ``TASKS[config.head.task]``, and calls the same methods for every task; adding a task is adding one
-:class:`Task` subclass and its :data:`TASKS` entry. The three shipped tasks:
+:class:`Task` subclass and its :data:`TASKS` entry, and its head to :mod:`biomae.models.files`
+(which builds, saves and loads the heads, so that running a model never imports training). The
+three shipped tasks:
 
 - ``detect`` (:class:`DetectTask`): :class:`~biomae.models.heads.DetectionHead`, frame targets
   from :func:`biomae.decode.frame_targets` (and onset / offset targets), class-balanced BCE or
@@ -51,11 +53,21 @@ class Task:
     pairs: ClassVar[bool] = False
 
     def build_head(self, config: FinetuneConfig, vit_config: Any) -> nn.Module:
-        """The head for an encoder of ``vit_config`` (a :class:`~biomae.models.vit.ViTConfig`)."""
-        raise NotImplementedError
+        """The fresh head for an encoder of ``vit_config`` (a
+        :class:`~biomae.models.vit.ViTConfig`): the one a model file of this task holds
+        (:func:`biomae.models.files.build_head`, from its spec's head parameters)."""
+        import dataclasses
+
+        from biomae.models import files
+
+        params = files.head_params(
+            self.name, dataclasses.asdict(config.head), config.front_end.hop_s, vit_config
+        )
+        return files.build_head(self.name, params, vit_config)
 
     def forward(self, head: nn.Module, tokens: torch.Tensor, grid: tuple[int, int]) -> Any:
-        """The head's output for encoder tokens ``(B, N, D)`` on a patch ``grid``."""
+        """The head's output for encoder tokens ``(B, N, D)`` on a patch ``grid`` (for the shipped
+        tasks what :class:`biomae.models.files.TaskModel` computes)."""
         return head(tokens)
 
     def targets(self, head: nn.Module, out: Any, batch: dict, config: FinetuneConfig) -> Any:
@@ -105,18 +117,7 @@ class DetectTask(Task):
     def build_head(self, config, vit_config):
         from biomae.models import heads
 
-        h = config.head
-        head_config = heads.DetectionHeadConfig(
-            dim=vit_config.dim,
-            patch_t=vit_config.patch_t,
-            hop_s=config.front_end.hop_s,
-            n_classes=max(1, len(h.labels)),
-            outputs=tuple(h.outputs),
-            upsample=h.upsample,
-            hidden_dim=h.hidden_dim,
-            conv_layers=h.conv_layers,
-        )
-        head = heads.DetectionHead(head_config)
+        head = super().build_head(config, vit_config)
         heads.init_output_bias(head.out, prior=0.1)
         return head
 
@@ -262,12 +263,6 @@ class ClassifyTask(Task):
     name = "classify"
     min_labels = 2
 
-    def build_head(self, config, vit_config):
-        from biomae.models import heads
-
-        dim = vit_config.dim
-        return heads.ClassificationHead(dim, len(config.head.labels), pool=heads.AttentionPool(dim))
-
     def targets(self, head, out, batch, config):
         """``(B, C)`` multi-hot: the labels of events whose midpoint lies in each window."""
         import torch
@@ -311,11 +306,6 @@ class EmbedTask(Task):
     name = "embed"
     min_labels = 2
     pairs = True
-
-    def build_head(self, config, vit_config):
-        from biomae.models import heads
-
-        return heads.ProjectionHead(vit_config.dim, out_dim=config.head.embed_dim)
 
     def targets(self, head, out, batch, config):
         """``(B,)`` class index of each window's event label among ``head.labels``."""
