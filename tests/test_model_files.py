@@ -4,6 +4,7 @@ format) still loading with the same scores, and fine-tuning starting from any mo
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,27 @@ def test_finetune_init_starter_names_the_shipped_model(tmp_path):
     model = build_model(config_from_dict(raw))
     for name, tensor in starter.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
+
+
+def test_calibration_scores_what_annotate_ships(tiny_detect_model, tmp_path):
+    """Fine-tuning validation (where the threshold is calibrated) and biomae annotate score a
+    recording through the same windows and padding: the same frame scores. The recording is
+    3.3 windows long, so the last window is short (padded by looping its own audio)."""
+    from biomae.detectors.model import InferConfig, ModelDetector
+    from biomae.train.data import Recording
+    from biomae.train.finetune import LabeledRecording, load_finetuned, predict_recording
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "rec.wav"
+    soundfile.write(
+        path, (0.1 * rng.standard_normal(int(16000 * 1.28 * 3.3))).astype("float32"), 16000
+    )
+    model, config = load_finetuned(tiny_detect_model)
+    item = LabeledRecording(
+        Recording(str(path), 16000, soundfile.info(path).frames), events=None, name="rec"
+    )
+    validation = predict_recording(model, item, config, "cpu")["activity"]
+    shipped, _, _ = ModelDetector(tiny_detect_model, InferConfig(bf16=False)).frame_scores(path)
+    n_frames = math.ceil(soundfile.info(path).frames / 320)  # 20-ms head frames at 16 kHz
+    assert validation.shape == shipped.shape == (n_frames, 1)
+    np.testing.assert_allclose(validation, shipped, rtol=0, atol=1e-6)

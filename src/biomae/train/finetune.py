@@ -74,6 +74,7 @@ from biomae.train.tasks import (
     calibrated,
     clip_targets,
     predict_recording,
+    predict_recordings,
 )
 
 __all__ = [
@@ -105,6 +106,7 @@ __all__ = [
     "load_finetuned",
     "param_groups",
     "predict_recording",
+    "predict_recordings",
     "save_finetuned",
     "split_labeled",
     "task_loss",

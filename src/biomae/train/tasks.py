@@ -179,7 +179,7 @@ class DetectTask(Task):
         from biomae.evaluate.metrics import MatchConfig, event_f1
 
         labels = config.head.labels or [""]
-        probs = [predict_recording(model, front_end, it, config, device) for it in val_items]
+        probs = predict_recordings(model, val_items, config, device)
         ref = concat_events(it.events for it in val_items)
         match = MatchConfig(iou_threshold=0.3, match_labels=bool(config.head.labels))
         candidates = [config.decode]
@@ -210,47 +210,32 @@ def calibrated(decode, threshold_on: float):
     return replace(decode, threshold_on=threshold_on, threshold_off=threshold_on * off / on)
 
 
-def predict_recording(model, front_end, item, config: FinetuneConfig, device) -> dict:
-    """Frame probabilities over a whole recording at ``model.head.frame_hop_s``: a dict with an
-    ``(n_frames, C)`` array per head output ("activity", and "onset" / "offset" when trained).
+def predict_recordings(model, items: list, config: FinetuneConfig, device) -> list[dict]:
+    """Frame probabilities over whole recordings at ``model.head.frame_hop_s``: per item a dict
+    with an ``(n_frames, C)`` array per head output ("activity", and "onset" / "offset" when
+    trained).
 
-    Windows follow each other without overlap, except the last, which is moved back to end at the
-    recording's end (to the frame) so that windows hold no padding unless the recording is shorter
-    than one window; its frames overwrite the overlapped ones.
+    Scored by :class:`biomae.infer.Scorer` exactly as ``biomae annotate`` scores the saved model
+    (its default: windows one after another without overlap, a short last window padded by
+    looping its own audio, fp32), so the threshold calibrated on these scores is the one that
+    ships. Raises the error of a recording that cannot be read.
     """
-    import torch
+    from biomae.infer import Scorer
+    from biomae.train.finetune_model import model_spec
 
-    from biomae.train.data import read_window
+    spec = model_spec(config, model.encoder.config)
+    scorer = Scorer(model, spec, device, bf16=False, batch_size=config.data.batch_size)
+    results = []
+    for _, result in scorer.frame_scores_many([item.recording.path for item in items]):
+        if isinstance(result, Exception):
+            raise result
+        results.append(scorer.split(result[0].astype(np.float32)))
+    return results
 
-    rec, hop_s = item.recording, model.head.frame_hop_s
-    n_keep = max(1, math.ceil(rec.duration_s / hop_s - 1e-9))
-    n_out = round(config.data.window_s / hop_s)  # head frames per window
-    starts = list(range(0, max(1, n_keep - n_out), n_out))
-    if n_keep > n_out and starts[-1] + n_out < n_keep:
-        starts.append(n_keep - n_out)
-    shape = (n_keep, model.head.config.n_classes)
-    probs = {name: np.zeros(shape, dtype=np.float32) for name in model.head.config.outputs}
-    with torch.no_grad():
-        for first in range(0, len(starts), config.data.batch_size):
-            chunk = starts[first : first + config.data.batch_size]
-            audio = np.stack(
-                [
-                    read_window(
-                        rec,
-                        round(f * hop_s * rec.sample_rate),
-                        config.window_samples,
-                        config.front_end.sample_rate,
-                    )
-                    for f in chunk
-                ]
-            )  # (b, n)
-            out = model(front_end(torch.from_numpy(audio).to(device)))  # {name: (b, T_out, C)}
-            for name, logits in out.items():
-                window_probs = torch.sigmoid(logits.float()).cpu().numpy()
-                for f, frames in zip(chunk, window_probs, strict=True):
-                    keep = min(n_out, n_keep - f)
-                    probs[name][f : f + keep] = frames[:keep]
-    return probs
+
+def predict_recording(model, item, config: FinetuneConfig, device) -> dict:
+    """:func:`predict_recordings` of one item."""
+    return predict_recordings(model, [item], config, device)[0]
 
 
 # ----------------------------------------------------------------------------------------------
