@@ -18,11 +18,13 @@ from pathlib import Path
 
 import torch
 
+from biomae.devices import autocast
+from biomae.features import FrontEnd
 from biomae.models.mae import MAE
 from biomae.models.presets import count_params, flops_per_second_of_audio, get_preset
 from biomae.train import common, data
 from biomae.train.config import PretrainConfig
-from biomae.train.pretrain import FrontEnd, autocast, mask_generator
+from biomae.train.pretrain import mask_generator
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "audio"
@@ -56,7 +58,7 @@ def main() -> None:
     torch.manual_seed(0)
     mae_config = get_preset(args.preset)
     model = MAE(mae_config)
-    front = FrontEnd(config, mae_config.encoder.patch_t, torch.device("cpu"))
+    front = FrontEnd(config.front_end, mae_config.encoder.patch_t, torch.device("cpu"))
     optimizer = common.build_optimizer(model, 1e-4, (0.9, 0.95), 0.05)
     times = {"data": 0.0, "front_end": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     for step in range(args.warmup + args.steps):

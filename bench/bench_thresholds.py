@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from biomae.features import FrontEnd
 from biomae.train import finetune
-from biomae.train.pretrain import FrontEnd
 from biomae.train.tasks import DetectTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def main() -> int:
     items = finetune.find_labeled(data["data_dir"])
     _, val_items = finetune.split_labeled(items, data["val_fraction"], data["split_by"])
     device = torch.device("cpu")
-    front_end = FrontEnd(config, model.encoder.config.patch_t, device)
+    front_end = FrontEnd(config.front_end, model.encoder.config.patch_t, device)
     print(f"{args.model.name}: {len(val_items)} validation recordings of {data['data_dir']}")
     for threshold in (float(t) for t in args.thresholds.split(",")):
         task = DetectTask(thresholds=(threshold,))  # validation scores exactly this one

@@ -13,7 +13,7 @@ import soundfile as sf
 from biomae.cli import main
 from biomae.detectors.auto import AutoDetector, half_band_rate_hz
 from biomae.detectors.energy import ULTRASONIC_RATE_HZ, EnergyDetector, EnergyDetectorConfig
-from biomae.infer import InferConfig, ModelDetector
+from biomae.detectors.model import InferConfig, ModelDetector
 from biomae.starter import MODEL_ENV, PACKAGED_MODEL
 
 

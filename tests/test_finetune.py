@@ -303,7 +303,6 @@ def test_detection_reaches_event_f1_on_held_out_synthetic_files(tmp_path):
     from biomae.decode import decode_events
     from biomae.metrics.events import MatchConfig, event_f1
     from biomae.train.finetune import finetune, load_finetuned, predict_recording
-    from biomae.train.pretrain import FrontEnd
 
     synth_soundscapes(tmp_path / "train", n_files=10, seed=0, duration_s=12.0)
     synth_soundscapes(tmp_path / "test", n_files=3, seed=100, duration_s=12.0)
@@ -322,11 +321,10 @@ def test_detection_reaches_event_f1_on_held_out_synthetic_files(tmp_path):
     )
     summary = finetune(config_from_dict(raw), log=print)
     model, config = load_finetuned(summary["best_path"])
-    front_end = FrontEnd(config, model.encoder.config.patch_t, torch.device("cpu"))
     items = find_labeled(tmp_path / "test")
     predictions = [
         decode_events(
-            predict_recording(model, front_end, it, config, "cpu")["activity"],
+            predict_recording(model, it, config, "cpu")["activity"],
             model.head.frame_hop_s,
             [""],
             config.decode,
@@ -383,7 +381,6 @@ def test_calibrated_threshold_is_the_best_on_validation(scapes, tmp_path):
         predict_recording,
         split_labeled,
     )
-    from biomae.train.pretrain import FrontEnd
 
     raw = small_config(
         scapes,
@@ -398,8 +395,7 @@ def test_calibrated_threshold_is_the_best_on_validation(scapes, tmp_path):
     on, off = config.decode.thresholds("")
     assert on in CALIBRATION_THRESHOLDS and off == pytest.approx(on / 2)
     _, val_items = split_labeled(find_labeled(scapes), 0.3, "recording")
-    front_end = FrontEnd(config, model.encoder.config.patch_t, torch.device("cpu"))
-    probs = [predict_recording(model, front_end, it, config, "cpu") for it in val_items]
+    probs = [predict_recording(model, it, config, "cpu") for it in val_items]
     reference = concat_events(it.events for it in val_items)
 
     def f1_at(threshold: float) -> float:

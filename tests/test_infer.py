@@ -12,7 +12,7 @@ import torch
 
 from biomae.annotations import validate_events
 from biomae.cli import main
-from biomae.infer import InferConfig, ModelDetector
+from biomae.detectors.model import InferConfig, ModelDetector
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +48,12 @@ def test_no_overlap_equals_window_by_window(tiny_detect_model, recording):
 
 def test_overlapping_windows_are_averaged(tiny_detect_model, recording):
     detector = ModelDetector(tiny_detect_model, InferConfig(overlap=0.5, bf16=False))
-    assert detector.hop_samples == detector.window_samples // 2
+    assert detector.scorer.hop_samples == detector.window_samples // 2
     scores, _, _ = detector.frame_scores(recording)
     audio = sf.read(recording, dtype="float32")[0]
-    half = _direct_scores(detector, audio[detector.hop_samples :])  # the shifted windows
+    half = _direct_scores(detector, audio[detector.scorer.hop_samples :])  # the shifted windows
     first = _direct_scores(detector, audio)
-    frames_per_hop = detector.hop_samples // detector.frame_hop_samples
+    frames_per_hop = detector.scorer.hop_samples // detector.scorer.frame_hop_samples
     # frames of the second half of window 0 are the mean of window 0 and window 1 (shifted)
     i = slice(frames_per_hop, 2 * frames_per_hop)
     expected = (first[i] + half[:frames_per_hop]) / 2
@@ -73,7 +73,7 @@ def test_detect_file_events_and_boxes(tiny_detect_model, recording):
 def test_boxes_find_tones_whether_read_together_or_apart(tiny_detect_model, tmp_path, monkeypatch):
     """Each event's box holds its own tone, whether its audio is read with its neighbours (one
     spectrogram) or alone (a span too short to share), and both ways agree."""
-    import biomae.infer as infer
+    import biomae.detectors.model as detector_module
 
     rate, tones_hz = 16000, (1000.0, 3000.0, 6000.0)
     t = np.arange(rate * 6) / rate
@@ -89,7 +89,7 @@ def test_boxes_find_tones_whether_read_together_or_apart(tiny_detect_model, tmp_
 
     info = audio_io.info(path)
     together = detector._boxes(path, info, starts, starts + 0.5)
-    monkeypatch.setattr(infer, "BOX_SPAN_S", 0.1)  # every event alone
+    monkeypatch.setattr(detector_module, "BOX_SPAN_S", 0.1)  # every event alone
     apart = detector._boxes(path, info, starts, starts + 0.5)
     np.testing.assert_allclose(together, apart, atol=2 * rate / 160)  # within two bins
     for (low_hz, high_hz), f_hz in zip(together, tones_hz, strict=True):
@@ -163,7 +163,7 @@ def test_windows_of_many_recordings_share_batches(tiny_detect_model, tmp_path):
     bad.write_bytes(b"RIFF....WAVEnot audio")
     paths.insert(2, bad)
     detector = ModelDetector(tiny_detect_model, InferConfig(bf16=False, batch_size=4))
-    results = list(detector.frame_scores_many(paths))
+    results = list(detector.scorer.frame_scores_many(paths))
     assert [p for p, _ in results] == paths
     assert isinstance(results[2][1], Exception) and "bad.wav" in str(results[2][1])
     for path, result in results:
@@ -238,8 +238,8 @@ def test_dataloader_workers_give_the_same_scores_and_report_bad_files(
     paths = [recording, paths[0], bad, paths[1], paths[2]]
     thread = ModelDetector(tiny_detect_model, InferConfig(bf16=False, batch_size=4))
     workers = ModelDetector(tiny_detect_model, InferConfig(bf16=False, batch_size=4, num_workers=2))
-    expected = list(thread.frame_scores_many(paths))
-    got = list(workers.frame_scores_many(paths))
+    expected = list(thread.scorer.frame_scores_many(paths))
+    got = list(workers.scorer.frame_scores_many(paths))
     assert [p for p, _ in got] == paths  # input order, whatever the workers' interleaving
     for (_, a), (_, b) in zip(expected, got, strict=True):
         if isinstance(a, Exception):
@@ -261,17 +261,17 @@ def test_dataloader_workers_give_the_same_scores_and_report_bad_files(
     ],
 )
 def test_bf16_auto_only_where_it_is_faster_with_the_same_results(device_type, flags, expected):
-    from biomae.infer import bf16_is_fast
+    from biomae.devices import bf16_is_fast
 
     assert bf16_is_fast(device_type, flags) is expected
 
 
 def test_bf16_auto_is_off_on_an_avx512_bf16_cpu_without_amx(tiny_detect_model, monkeypatch):
-    import biomae.infer as infer
+    from biomae import devices
 
-    monkeypatch.setattr(infer, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     assert ModelDetector(tiny_detect_model, InferConfig(device="cpu")).bf16 is False
-    monkeypatch.setattr(infer, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16", "amx_tile"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16", "amx_tile"})
     assert ModelDetector(tiny_detect_model, InferConfig(device="cpu")).bf16 is True
     assert ModelDetector(tiny_detect_model, InferConfig(device="cpu", bf16=False)).bf16 is False
 

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 import torch
 
+from biomae import features
 from biomae.cli import main
 from biomae.train import common, pretrain
 from biomae.train.config import load_config
@@ -189,7 +190,7 @@ def test_cli_pretrain_writes_a_complete_run(tmp_path, capsys):
 
 def test_per_clip_normalisation():
     spec = torch.randn(3, 8, 10) * torch.tensor([1.0, 5.0, 0.1])[:, None, None] + 4.0
-    norm = pretrain.normalize_per_clip(spec)
+    norm = features.normalize_per_clip(spec)
     assert torch.allclose(norm.mean(dim=(1, 2)), torch.zeros(3), atol=1e-5)
     assert torch.allclose(norm.std(dim=(1, 2)), torch.ones(3), atol=1e-3)
 

@@ -74,11 +74,11 @@ def test_shipped_starter_scores_the_example_as_before():
     bundled example, recorded from the code before tasks became objects (torch CPU, float32)."""
     import soundfile
 
-    from biomae.train.pretrain import FrontEnd
+    from biomae.features import FrontEnd
 
     model, config = load_finetuned(STARTER)
     assert model.task == "detect" and isinstance(TASKS[model.task], DetectTask)
-    front_end = FrontEnd(config, model.encoder.config.patch_t, torch.device("cpu"))
+    front_end = FrontEnd(config.front_end, model.encoder.config.patch_t, torch.device("cpu"))
     audio, sample_rate = soundfile.read(REPO / "src/biomae/data/example.flac", dtype="float32")
     assert sample_rate == config.front_end.sample_rate
     n = config.window_samples

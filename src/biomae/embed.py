@@ -1,7 +1,8 @@
 """Embeddings of recordings for search and linear probes: ``biomae embed`` and ``biomae search``.
 
 An :class:`Embedder` wraps an encoder — exported by ``biomae pretrain`` (``encoder.safetensors``) or
-inside a fine-tuned model (``best.safetensors``) — with the front end it was trained with. The
+inside a fine-tuned model (``best.safetensors``), read by :func:`biomae.models.files.load_encoder`
+— with the front end it was trained with (the file's spec). The
 embedding of a span of audio is the mean of the encoder's output tokens over the span's time
 patches (all frequency patches), a ``(D,)`` float32 vector:
 
@@ -16,17 +17,13 @@ model path and dimension in the file's metadata. Search ranks rows by cosine sim
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from biomae._io import atomic_path
-
-ENCODER_FORMATS = ("biomae-encoder", "biomae-finetuned")
 
 
 class Embedder:
@@ -39,43 +36,20 @@ class Embedder:
         batch_size: int = 16,
         window_s: float | None = None,
     ):
-        import torch
-        from safetensors import safe_open
-
-        from biomae.train.pretrain import FrontEnd
+        from biomae.devices import resolve_device
+        from biomae.features import FrontEnd
+        from biomae.models.files import load_encoder
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"model {self.model_path} not found")
-        with safe_open(str(self.model_path), framework="pt") as handle:
-            fmt = (handle.metadata() or {}).get("format", "")
-        if device == "auto":
-            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if fmt.startswith("biomae-finetuned"):
-            from biomae.train.finetune import load_finetuned
-
-            model, config = load_finetuned(self.model_path, device=str(self.device))
-            self.encoder = model.encoder
-            front_config, default_window_s = config, config.data.window_s
-        elif fmt.startswith("biomae-encoder"):
-            from biomae.train.common import load_encoder
-            from biomae.train.config import config_from_dict
-
-            self.encoder, _ = load_encoder(self.model_path, device=self.device)
-            with safe_open(str(self.model_path), framework="pt") as handle:
-                run_config = json.loads(handle.metadata()["run_config"])
-            front_config = config_from_dict(run_config)
-            default_window_s = front_config.data.window_s
-        else:
-            raise ValueError(f"{self.model_path}: format {fmt!r} is not one of {ENCODER_FORMATS}")
-        self.encoder.eval()
+        self.device = resolve_device(device)
+        self.encoder, spec = load_encoder(self.model_path, device=self.device)
         self.patch_t = self.encoder.config.patch_t
-        self.front_end = FrontEnd(front_config, self.patch_t, self.device)
-        self.sample_rate = front_config.front_end.sample_rate
-        self.hop_s = front_config.front_end.hop_s
-        self.window_s = window_s or default_window_s
+        self.front_end = FrontEnd(spec.front_end, self.patch_t, self.device)
+        self.sample_rate = spec.front_end.sample_rate
+        self.hop_s = spec.front_end.hop_s
+        self.window_s = window_s or spec.window_s
         self.batch_size = batch_size
         self.dim = self.encoder.config.dim
 

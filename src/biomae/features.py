@@ -398,3 +398,85 @@ class Spectrogram(nn.Module):
             floor = db.amax(dim=(-2, -1), keepdim=True) - config.top_db  # (B, 1, 1)
             db = torch.maximum(db, floor)
         return db
+
+
+# ------------------------------------------------------------------------ the model's front end
+
+NORM_EPS = 1e-5  # per-clip standardisation: (x - mean) / (std + NORM_EPS)
+
+
+@dataclass
+class FrontEndConfig:
+    """The model's log-mel front end (a :class:`Spectrogram` in dB); audio is resampled to
+    ``sample_rate``. The ``[front_end]`` section of the training configs, and part of every model
+    file's spec (:mod:`biomae.models.files`).
+
+    Attributes:
+        sample_rate: model sample rate in Hz; every window is resampled to it.
+        n_fft: default FFT size in samples (pretraining may jitter it per batch).
+        hop_s: frame hop in seconds (10 ms -> 100 frames per second).
+        n_mels: mel bins; must equal the encoder's ``n_mels``.
+    """
+
+    sample_rate: int = 32000
+    n_fft: int = 1024
+    hop_s: float = 0.01
+    n_mels: int = 128
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1000 <= self.sample_rate <= 1_000_000, f"front_end.sample_rate={self.sample_rate} Hz"),
+            (self.n_fft >= 16, f"front_end.n_fft={self.n_fft} must be >= 16 samples"),
+            (0.0 < self.hop_s <= 0.1, f"front_end.hop_s={self.hop_s} must be in (0, 0.1] s"),
+            (self.n_mels >= 8, f"front_end.n_mels={self.n_mels} must be >= 8"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def build_config(self, n_fft: int | None = None) -> SpectrogramConfig:
+        """The ``SpectrogramConfig`` for this front end (``n_fft`` overrides the default)."""
+        return SpectrogramConfig(
+            sample_rate=self.sample_rate,
+            n_fft=n_fft or self.n_fft,
+            hop_s=self.hop_s,
+            n_mels=self.n_mels,
+        )
+
+
+def normalize_per_clip(spec: Tensor) -> Tensor:
+    """Standardise each clip: ``(B, F, T)`` log-mel -> zero mean, unit std per clip."""
+    mean = spec.mean(dim=(1, 2), keepdim=True)  # (B, 1, 1)
+    std = spec.std(dim=(1, 2), keepdim=True)  # (B, 1, 1)
+    return (spec - mean) / (std + NORM_EPS)
+
+
+class FrontEnd:
+    """Audio ``(B, n_samples)`` -> normalised log-mel ``(B, n_mels, T)`` with ``T`` a multiple of
+    ``patch_t``: dB mel spectrogram (:class:`Spectrogram`, ``n_fft`` chosen per call), trailing
+    frames past the last whole patch cropped (fewer than ``patch_t``, the same number for every
+    window of a given length), then :func:`normalize_per_clip`. What pretraining, fine-tuning,
+    annotating and embedding all feed the encoder.
+
+    Args:
+        config: the front end.
+        patch_t: the encoder's patch length in frames.
+        device: where the spectrogram runs (the input is moved there).
+    """
+
+    def __init__(self, config: FrontEndConfig, patch_t: int, device: torch.device | str = "cpu"):
+        self.config = config
+        self.patch_t = patch_t
+        self.device = torch.device(device)
+        self.spectrogram = Spectrogram(config.build_config()).to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, audio: Tensor, n_fft: int = 0) -> Tensor:
+        spec = self.spectrogram(audio.to(self.device, non_blocking=True), n_fft=n_fft or None)
+        n_frames = spec.shape[-1] - spec.shape[-1] % self.patch_t
+        if n_frames == 0:
+            raise ValueError(
+                f"a window gives {spec.shape[-1]} frames < patch_t={self.patch_t}; "
+                "raise data.window_s"
+            )
+        return normalize_per_clip(spec[..., :n_frames])  # (B, F, T)

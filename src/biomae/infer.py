@@ -1,102 +1,46 @@
-"""Annotating with a trained model: long recordings → windows → batches → averaged frame scores →
-events with frequency boxes.
+"""Running a model over long recordings: windows → batches → averaged frame scores.
 
-:class:`ModelDetector` is the detector behind ``biomae annotate --model PATH`` (a fine-tuned
-``best.safetensors`` from ``biomae finetune --task detect``). Per recording:
+:class:`Scorer` is the one path from a recording to a model's frame scores; annotating
+(:class:`biomae.detectors.model.ModelDetector`, ``biomae annotate --model``), fine-tuning
+validation and threshold calibration (:mod:`biomae.train.tasks`) and the benchmarks all use it,
+so the decode threshold calibrated in training is the one that ships. Per recording:
 
 1. The recording streams (``biomae.audio.stream``, bounded memory at any length) in windows of the
-   model's ``data.window_s`` with ``overlap`` (a fraction of the window), resampled to the model's
-   rate. The hop is a whole number of the head's output frames, so every window's frame ``j`` is the
-   global frame ``start_sample / frame_hop_samples + j`` exactly (integer arithmetic, no drift).
+   model's ``window_s`` (its spec) with ``overlap`` (a fraction of the window), resampled to the
+   model's rate. The hop is a whole number of the head's output frames, so every window's frame
+   ``j`` is the global frame ``start_sample / frame_hop_samples + j`` exactly (integer arithmetic,
+   no drift).
 2. Windows decode in a background thread (:func:`prefetch`), or with ``num_workers > 0`` in torch
    DataLoader worker processes that each take every ``num_workers``-th recording (for machines
    with many cores beside a GPU), while the model runs; they are batched
    (``batch_size``; windows of consecutive recordings share batches, so many short files fill them
-   too), run through front end + encoder + detection head (bf16 autocast where enabled), and the
-   sigmoid scores of overlapping windows are averaged per frame.
+   too), run through front end + encoder + head (bf16 autocast where enabled), and the sigmoid
+   scores of overlapping windows are averaged per frame.
    A short last window is padded by looping its own audio; frames past the recording's end are
    dropped.
-3. ``biomae.decode.decode_events`` turns the frame scores into events (the model's own decode
-   settings unless overridden); each event's frequency box is then measured from a linear
-   spectrogram of the event and ``box_context_s`` of audio around it
-   (``biomae.decode.frequency_box``), read back from the file — memory stays bounded.
 
 Ultrasonic recordings: ``time_expansion = k`` plays the recording k times slower, as bat detectors
-do, so a model trained at 32 kHz hears 0–16·k kHz; times are mapped back to real seconds and
-frequencies to real Hz in the output.
+do, so a model trained at 32 kHz hears 0–16·k kHz.
+
+Nothing here imports :mod:`biomae.train`: a model file is read by :mod:`biomae.models.files`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 from torch.utils.data import IterableDataset
 
-from biomae.annotations.schema import empty_events
+from biomae.devices import autocast
 
-
-@dataclass
-class InferConfig:
-    """How a model is run over recordings.
-
-    Attributes:
-        overlap: fraction of a window shared with the next, in [0, 1).
-        batch_size: windows per forward pass.
-        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", …
-        bf16: bf16 autocast; None = auto (:func:`bf16_is_fast`): on CUDA and on CPUs with AMX
-            only, where it is faster with the same events; fp32 elsewhere.
-        time_expansion: play the recording this many times slower (ultrasonic recordings).
-        boxes: measure a frequency box for each event.
-        box_context_s: audio either side of an event used to estimate the noise floor of its box.
-        box_min_hz: frequencies below this (real Hz) are left out of boxes: wind and handling
-            rumble vary too much for a noise floor (the energy detector's band starts there too).
-        threshold_on: override of the model's decode threshold (None keeps the model's).
-        num_workers: DataLoader worker processes decoding recordings (0: one background thread).
-        low_hz, high_hz, merge_gap_s, min_duration_s, label: the post-processing every detector
-            shares (:mod:`biomae.detectors.postprocess`), applied to the events with their boxes;
-            None leaves a step out (merge gap and minimum duration: the model's own decode
-            settings apply instead).
-    """
-
-    overlap: float = 0.0
-    batch_size: int = 16
-    device: str = "auto"
-    bf16: bool | None = None
-    time_expansion: float = 1.0
-    boxes: bool = True
-    box_context_s: float = 0.5
-    box_min_hz: float = 150.0
-    threshold_on: float | None = None
-    num_workers: int = 0
-    low_hz: float | None = None
-    high_hz: float | None = None
-    merge_gap_s: float | None = None
-    min_duration_s: float | None = None
-    label: str | None = None
-
-    def __post_init__(self) -> None:
-        from biomae.detectors.postprocess import PostProcess
-
-        PostProcess(self.low_hz, self.high_hz, self.merge_gap_s, self.min_duration_s, self.label)
-        if not self.boxes and (self.low_hz is not None or self.high_hz is not None):
-            raise ValueError("low_hz / high_hz keep events by their boxes: they need boxes=True")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
-        if not 0 <= self.overlap < 1:
-            raise ValueError(f"overlap must lie in [0, 1), got {self.overlap}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.time_expansion > 0:
-            raise ValueError(f"time_expansion must be > 0, got {self.time_expansion}")
+if TYPE_CHECKING:
+    from biomae.models.files import ModelSpec
 
 
 def prefetch(iterator: Iterator, depth: int = 8) -> Iterator:
@@ -135,78 +79,9 @@ def prefetch(iterator: Iterator, depth: int = 8) -> Iterator:
         stop.set()
 
 
-def cpu_flags() -> set[str]:
-    """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is none: not Linux)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def bf16_is_fast(device_type: str, flags: set[str] | None = None) -> bool:
-    """What ``--bf16 auto`` chooses: bf16 autocast only where it was measured to be faster with
-    the same events — CUDA, and CPUs with AMX (Intel Sapphire Rapids and later: ``amx_bf16`` and
-    ``amx_tile`` in ``flags``, by default :func:`cpu_flags`, else torch's own AMX check).
-
-    CPUs with AVX512-BF16 but no AMX (AMD Zen 4/5, Intel Cooper Lake) get fp32: there bf16 is no
-    faster (10 min of audio: 3.6 s either way on an AMD EPYC) and it changes results (the bundled
-    example loses one of its six calls). CPUs with neither run bf16 matmuls ~40x slower.
-    """
-    if device_type == "cuda":
-        return True
-    if device_type != "cpu":
-        return False
-    if flags is None:
-        flags = cpu_flags()
-        if not flags:  # no /proc/cpuinfo: ask torch
-            import torch
-
-            return bool(torch.cpu._is_amx_tile_supported())
-    return {"amx_bf16", "amx_tile"} <= flags
-
-
-DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-
-
-def resolve_device(name: str):
-    """The ``torch.device`` for ``InferConfig.device``: ``auto`` is the GPU of this process's
-    ``LOCAL_RANK`` (0 outside torchrun) when CUDA is available, else the CPU.
-
-    Raises:
-        ValueError: not one of auto, cpu, cuda, cuda:N, or a GPU that is not there (one line
-            naming the value and what to use instead).
-    """
-    import torch
-
-    if name == "auto":  # under torchrun, each rank takes the GPU of its LOCAL_RANK
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {name!r} is not a device biomae runs on; use {DEVICE_CHOICES}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {name!r}: torch sees no CUDA GPU here (no GPU, no driver or a CPU-only "
-                "torch); use --device cpu (or auto)"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) here, "
-                f"numbered from 0; use cuda:0 to cuda:{torch.cuda.device_count() - 1}"
-            )
-    return device
-
-
 def load_detection_model(path: str | Path, device):
-    """``(model, config)`` of the fine-tuned detection model at ``path`` on ``device``.
+    """``(model, spec)`` of the fine-tuned detection model at ``path`` on ``device``
+    (:func:`biomae.models.files.load_model`; ``starter`` is the shipped one).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -215,94 +90,72 @@ def load_detection_model(path: str | Path, device):
     """
     from safetensors import SafetensorError
 
-    from biomae.train.finetune import load_finetuned
+    from biomae.models.files import load_model, resolve_model_path
 
-    path = Path(path)
+    path = resolve_model_path(path)
     expected = "give a .safetensors model written by biomae finetune --task detect"
     if not path.is_file():
         raise FileNotFoundError(f"model {path}: no such file; {expected}")
     try:
-        model, config = load_finetuned(path, device=str(device))
+        model, spec = load_model(path, device=device)
     except SafetensorError as err:
         raise ValueError(f"model {path}: not a safetensors file ({err}); {expected}") from err
     except (ValueError, KeyError) as err:
         raise ValueError(f"model {path}: not a biomae model ({err}); {expected}") from err
-    if model.task != "detect":
-        raise ValueError(f"model {path}: a {model.task!r} model; {expected}")
-    return model, config
+    if spec.task != "detect":
+        raise ValueError(f"model {path}: a {spec.task!r} model; {expected}")
+    return model, spec
 
 
-class ModelDetector:
-    """A fine-tuned detection model as an annotation detector (see the module docstring).
+class Scorer:
+    """A loaded model run over whole recordings: windows → batches → averaged frame scores (the
+    module docstring). The one path from a recording to frame scores — annotating
+    (:class:`biomae.detectors.model.ModelDetector`), fine-tuning validation and threshold
+    calibration (:mod:`biomae.train.tasks`) and the benchmarks all score through it.
 
     Args:
-        model_path: a ``.safetensors`` written by ``biomae finetune --task detect``.
-        config: how it runs; the default :class:`InferConfig`.
-        name: the detector's name in ``run.json`` and ``summary.csv`` (``starter-model`` for the
-            model ``biomae annotate`` uses by default).
+        model: encoder + head (:class:`biomae.models.files.TaskModel`), on ``device``, in eval mode.
+        spec: its spec (front end, window).
+        device: where it runs.
+        bf16: bf16 autocast.
+        batch_size: windows per forward pass.
+        overlap: fraction of a window shared with the next, in [0, 1).
+        time_expansion: play recordings this many times slower (ultrasonic recordings).
+        num_workers: DataLoader worker processes decoding recordings (0: a background thread).
     """
 
     def __init__(
-        self, model_path: str | Path, config: InferConfig | None = None, name: str = "model"
+        self,
+        model,
+        spec: ModelSpec,
+        device,
+        bf16: bool = False,
+        batch_size: int = 16,
+        overlap: float = 0.0,
+        time_expansion: float = 1.0,
+        num_workers: int = 0,
     ):
-        from dataclasses import replace
+        from biomae.features import FrontEnd
 
-        from biomae.detectors.postprocess import PostProcess
-        from biomae.train.pretrain import FrontEnd
-
-        self.name = name
-        self.config = config or InferConfig()
-        self.model_path = Path(model_path)
-        self.device = resolve_device(self.config.device)
-        self.model, self.model_config = load_detection_model(self.model_path, self.device)
-        self.front_end = FrontEnd(self.model_config, self.model.encoder.config.patch_t, self.device)
-        bf16 = self.config.bf16
-        self.bf16 = bf16_is_fast(self.device.type) if bf16 is None else bf16
-        self.decode_config = self.model_config.decode
-        if self.config.threshold_on is not None:
-            off = min(self.decode_config.threshold_off or 1.0, self.config.threshold_on)
-            self.decode_config = replace(
-                self.decode_config, threshold_on=self.config.threshold_on, threshold_off=off
-            )
-        # a given merge gap / minimum duration replaces the model's own: the decoder then keeps
-        # every run of frames and the shared post-processing applies the given value
-        for name in ("merge_gap_s", "min_duration_s"):
-            if getattr(self.config, name) is not None:
-                self.decode_config = replace(self.decode_config, **{name: 0.0})
-        self.post = PostProcess(
-            low_hz=self.config.low_hz,
-            high_hz=self.config.high_hz,
-            merge_gap_s=self.config.merge_gap_s,
-            min_duration_s=self.config.min_duration_s,
-            label=self.config.label,
-        )
-        self.labels = list(self.model_config.head.labels) or ["call"]  # class-agnostic: "call"
-        self.outputs = tuple(self.model.head.config.outputs)  # activity [, onset, offset]
-        self.n_channels = len(self.labels) * len(self.outputs)
-        self.sample_rate = self.model_config.front_end.sample_rate
-        self.window_samples = self.model_config.window_samples
-        frame_hop = self.model.head.frame_hop_s * self.sample_rate
+        self.model, self.spec, self.device, self.bf16 = model, spec, device, bf16
+        self.batch_size, self.time_expansion, self.num_workers = (
+            batch_size, time_expansion, num_workers
+        )  # fmt: skip
+        self.front_end = FrontEnd(spec.front_end, spec.encoder.patch_t, device)
+        self.outputs = tuple(model.head.config.outputs)  # activity [, onset, offset]
+        self.n_channels = model.head.config.n_classes * len(self.outputs)
+        self.sample_rate = spec.front_end.sample_rate
+        self.window_samples = spec.window_samples
+        frame_hop = model.head.frame_hop_s * self.sample_rate
         if abs(frame_hop - round(frame_hop)) > 1e-6:
-            raise ValueError(f"{self.model_path}: head frame hop {frame_hop} samples is not whole")
+            raise ValueError(f"head frame hop {frame_hop} samples is not whole")
         self.frame_hop_samples = round(frame_hop)
-        hop_frames = max(1, round(self.window_samples * (1 - self.config.overlap) / frame_hop))
+        hop_frames = max(1, round(self.window_samples * (1 - overlap) / frame_hop))
         self.hop_samples = hop_frames * self.frame_hop_samples
 
-    def name_for(self, path: str | Path) -> str:
-        """The detector that annotates ``path``: this model, whatever the recording."""
-        return self.name
-
-    def params(self) -> dict:
-        return {
-            "detector": self.name,
-            "model": str(self.model_path),
-            "sample_rate": self.sample_rate,
-            "window_s": self.window_samples / self.sample_rate,
-            "labels": self.labels,
-            "decode": asdict(self.decode_config),
-            **asdict(self.config),
-            "bf16": self.bf16,
-        }
+    def split(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        """``{output: (n_frames, C)}`` of the side-by-side ``(n_frames, C * len(outputs))``."""
+        return dict(zip(self.outputs, np.split(scores, len(self.outputs), axis=1), strict=True))
 
     def frame_scores(self, path: str | Path) -> tuple[np.ndarray, float, int]:
         """Averaged frame probabilities ``(n_frames, C)`` of a whole recording, the frame hop in
@@ -317,8 +170,6 @@ class ModelDetector:
         of consecutive recordings sharing batches (many short files fill batches too). A recording
         that fails to decode yields ``(path, exception)`` and the others go on."""
         import torch
-
-        from biomae.train.pretrain import autocast
 
         open_recordings: dict[int, _Scores] = {}  # by input index, until all its windows ran
         batch: list[tuple[int, int, np.ndarray]] = []  # (index, start sample, window)
@@ -357,7 +208,7 @@ class ModelDetector:
                 open_recordings[index].read_all = True
             else:
                 batch.append((index, *item))
-                if len(batch) == self.config.batch_size:
+                if len(batch) == self.batch_size:
                     flush()
             yield from ready()
         if batch:
@@ -371,145 +222,19 @@ class ModelDetector:
         :meth:`frame_scores_many` sorts out by recording index)."""
         reader = WindowReader(
             list(paths),
-            round(self.sample_rate * self.config.time_expansion),
+            round(self.sample_rate * self.time_expansion),
             self.window_samples,
             self.hop_samples,
             self.frame_hop_samples,
         )
-        if self.config.num_workers == 0:
+        if self.num_workers == 0:
             return prefetch(iter(reader))
         from torch.utils.data import DataLoader
 
         loader = DataLoader(
-            reader, batch_size=None, num_workers=self.config.num_workers, collate_fn=_as_is
+            reader, batch_size=None, num_workers=self.num_workers, collate_fn=_as_is
         )
         return iter(loader)
-
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
-        """Events in the recording at ``path`` (real seconds and Hz)."""
-        return self._events(path, self.frame_scores(path), recording)
-
-    def detect_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, object]]:
-        """``(path, events)`` per recording in input order, windows of consecutive recordings
-        sharing batches; ``(path, exception)`` for a recording that failed."""
-        for path, result in self.frame_scores_many(paths):
-            if isinstance(result, Exception):
-                yield path, result
-                continue
-            try:
-                yield path, self._events(path, result, None)
-            except Exception as err:
-                yield path, err
-
-    def _events(self, path, result, recording: str | None) -> pd.DataFrame:
-        from biomae.decode import decode_events
-
-        scores, frame_hop_s, _ = result
-        channels = dict(zip(self.outputs, np.split(scores, len(self.outputs), axis=1), strict=True))
-        events = decode_events(
-            channels["activity"],
-            frame_hop_s,
-            self.labels,
-            self.decode_config,
-            onset=channels.get("onset"),
-            offset=channels.get("offset"),
-            recording=str(path) if recording is None else recording,
-            source="biomae-model",
-        )
-        if not len(events):
-            return empty_events()
-        from biomae import audio as audio_io
-
-        # the last frame may reach past the last sample: events end where the recording ends
-        info = audio_io.info(path)
-        events["end_s"] = events["end_s"].clip(upper=info.duration_s)
-        # frame arithmetic in floats: round to the microsecond (0.94, not 0.9400000000000001)
-        events[["start_s", "end_s"]] = events[["start_s", "end_s"]].round(6)
-        if self.config.boxes:
-            boxes = self._boxes(
-                path, info, events["start_s"].to_numpy(), events["end_s"].to_numpy()
-            )
-            events["low_hz"], events["high_hz"] = boxes[:, 0], boxes[:, 1]
-        return self.post.apply(events)
-
-    def _boxes(self, path, info, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
-        """``(n, 2)`` frequency boxes (real Hz) of the events, each measured from its audio and
-        ``box_context_s`` around it (the noise floor). Events close together share one read and
-        one spectrogram of at most ``BOX_SPAN_S`` seconds, so memory stays bounded and a busy
-        recording is not decoded once per event."""
-        from biomae import audio as audio_io
-        from biomae.decode import frequency_box
-
-        context_s, fraction = self.config.box_context_s, self.decode_config.energy_fraction
-        lo_s = np.maximum(0.0, starts_s - context_s)
-        hi_s = np.minimum(info.duration_s, ends_s + context_s)
-        boxes = np.full((len(starts_s), 2), np.nan)
-        order = np.argsort(lo_s, kind="stable")
-        hop_s = BOX_HOP_S / self.config.time_expansion  # finer for time-expanded calls
-        i = 0
-        while i < len(order):  # one group: events whose context fits in one span from order[i]
-            group_lo, j = lo_s[order[i]], i + 1
-            group_hi = hi_s[order[i]]
-            while j < len(order) and max(group_hi, hi_s[order[j]]) - group_lo <= BOX_SPAN_S:
-                group_hi = max(group_hi, hi_s[order[j]])
-                j += 1
-            audio, rate = audio_io.load(path, start_s=group_lo, duration_s=group_hi - group_lo)
-            power, hop, edges_hz = _power_spectrogram(audio, rate, hop_s)  # (F, T)
-            low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
-            low_bin = min(low_bin, power.shape[0] - 1)
-            power, edges_hz = power[low_bin:], edges_hz[low_bin:]  # bins above box_min_hz
-            fps = rate / hop  # frames per second
-            events = order[i:j]
-            n_frames = power.shape[1]
-            spans = []  # (context start, event start, event end, context end) in group frames
-            for k in events:
-                c_lo = min(n_frames - 1, round((lo_s[k] - group_lo) * fps))
-                c_hi = min(n_frames, max(c_lo + 1, round((hi_s[k] - group_lo) * fps)))
-                first = c_lo + min(c_hi - c_lo - 1, round((starts_s[k] - lo_s[k]) * fps))
-                last = min(c_hi, max(first + 1, c_lo + round((ends_s[k] - lo_s[k]) * fps)))
-                spans.append((c_lo, first, last, c_hi))
-            # each event's noise floor: per-bin median of NOISE_FRAMES context frames spread
-            # evenly before and after it (all its frames when the context is too short),
-            # for all the group's events in one call
-            picks = np.stack([_noise_frames(*span) for span in spans])  # (E, NOISE_FRAMES)
-            noise = np.median(power[:, picks], axis=2)  # (F, E)
-            for e, (k, (c_lo, first, last, c_hi)) in enumerate(zip(events, spans, strict=True)):
-                part = power[:, c_lo:c_hi]  # (F, context frames) of event k
-                boxes[k] = frequency_box(
-                    part, edges_hz, first - c_lo, last - c_lo, fraction, noise[:, e]
-                )
-            i = j
-        return boxes
-
-
-BOX_SPAN_S = 60.0  # longest stretch of audio read at once to measure frequency boxes
-BOX_HOP_S = 0.01  # frame hop of the box spectrogram (real time: divided by time_expansion)
-NOISE_FRAMES = 16  # context frames whose per-bin median is an event's noise floor
-
-
-def _noise_frames(c_lo: int, first: int, last: int, c_hi: int) -> np.ndarray:
-    """``(NOISE_FRAMES,)`` frame indices spread evenly over an event's context outside it
-    (``[c_lo, first)`` and ``[last, c_hi)``), repeating when there are fewer; all of
-    ``[c_lo, c_hi)`` when fewer than 4 context frames lie outside the event."""
-    outside = np.r_[c_lo:first, last:c_hi]
-    if len(outside) < 4:
-        outside = np.arange(c_lo, c_hi)
-    return outside[np.linspace(0, len(outside) - 1, NOISE_FRAMES).round().astype(int)]
-
-
-def _power_spectrogram(
-    audio: np.ndarray, rate: int, hop_s: float
-) -> tuple[np.ndarray, int, np.ndarray]:
-    """``(F, T)`` linear power at ``hop_s`` frames with windows of ~1.6 hops (a power of two, at
-    least 64), the hop in samples and the ``(F + 1,)`` bin edges in Hz."""
-    from biomae.features import power_spectrogram
-
-    hop = max(1, round(hop_s * rate))
-    n_fft = int(2 ** math.ceil(math.log2(max(64, 1.6 * hop))))
-    power = power_spectrogram(audio, n_fft, hop)  # (F, T)
-    edges_hz = (np.arange(power.shape[0] + 1) - 0.5).clip(0) * rate / n_fft
-    edges_hz[-1] = rate / 2
-    return power, hop, edges_hz
 
 
 def _as_is(item):
@@ -603,3 +328,12 @@ class _Scores:
 
     def result(self) -> tuple[np.ndarray, float, int]:
         return self.total / np.maximum(self.count, 1), self.frame_hop_s, self.stream_rate
+
+
+def __getattr__(name: str):
+    """``ModelDetector`` and ``InferConfig`` moved to :mod:`biomae.detectors.model`."""
+    if name in ("ModelDetector", "InferConfig"):
+        from biomae.detectors import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

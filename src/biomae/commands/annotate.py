@@ -186,10 +186,10 @@ def build_detector(args: argparse.Namespace):
 
     ``--detector energy``: the energy detector. ``--model M``: M on every recording. Otherwise the
     ``auto`` detector (biomae.detectors.auto) with the starter model, or the energy detector when
-    none is installed. Shared options go to whichever runs; energy options need ``--detector
-    energy``, model options a model.
+    none is installed (:func:`biomae.detectors.make_detector` makes it). Shared options go to
+    whichever runs; energy options need ``--detector energy``, model options a model.
     """
-    from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+    from biomae.detectors import make_detector
 
     def given(names) -> dict:
         return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
@@ -212,18 +212,6 @@ def build_detector(args: argparse.Namespace):
             f"{_flags(model_only)}: model option(s), and --detector energy runs no model; drop "
             f"{'it' if len(model_only) == 1 else 'them'} or --detector energy"
         )
-    energy = EnergyDetector(EnergyDetectorConfig(**shared, **energy_only))
-    if args.detector == "energy":
-        return energy
-    model_path, name = args.model, "model"
-    if model_path is None:
-        from biomae.starter import default_model
-
-        model_path, name = default_model(), "starter-model"
-        if model_path is None:  # no starter model installed: the energy detector everywhere
-            return energy
-    from biomae.infer import InferConfig, ModelDetector
-
     options = {
         "overlap": model_only.get("overlap", 0.0),
         "batch_size": model_only.get("batch_size", 16),
@@ -233,12 +221,10 @@ def build_detector(args: argparse.Namespace):
         "time_expansion": model_only.get("time_expansion", 1.0),
         "threshold_on": model_only.get("threshold"),
     }
-    model = ModelDetector(model_path, InferConfig(**options, **shared), name=name)
-    if args.model:
-        return model
-    from biomae.detectors.auto import AutoDetector
-
-    return AutoDetector(model, energy)
+    if args.detector == "energy":
+        return make_detector("energy", shared=shared, energy_options=energy_only)
+    detector = "model" if args.model else "auto"
+    return make_detector(detector, args.model, shared=shared, model_options=options)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from biomae.annotate import OUTPUT_SUFFIXES, find_recordings
     from biomae.annotations import read_annotations
     from biomae.embed import Embedder, write_embeddings
-    from biomae.train.common import read_metadata
+    from biomae.models.files import read_metadata
 
     try:
         read_metadata(args.model)  # a truncated or corrupt file: one line naming it

@@ -5,7 +5,9 @@
 
 --data DIR holds audio files, each with its Raven selection table beside it
 (<stem>.selections.txt); --catalog DIR uses the fully annotated recordings of a catalog
-(data.datasets picks datasets). --init none starts from a random model.preset. A frozen-encoder
+(data.datasets picks datasets). --init takes any biomae model file: an exported encoder, a
+fine-tuned model (its encoder, and its head too when --task and the head match), or "starter"
+(the shipped starter detector); --init none starts from a random model.preset. A frozen-encoder
 probe: finetune.freeze_encoder=true. A rerun with the same --out folder resumes from its
 checkpoint.pt and says so ("resuming from step N"); resuming needs the same model, front end, head
 and finetune sections (a change is an error naming each field, old -> new). The best model (by
@@ -34,7 +36,10 @@ def add_parser(subparsers) -> None:
         help="a TOML file, or a shipped preset: detect, classify, embed, starter",
     )
     parser.add_argument(
-        "--init", default=None, metavar="PATH|none", help="pretrained encoder .safetensors or none"
+        "--init",
+        default=None,
+        metavar="PATH|starter|none",
+        help="model file to start from: an encoder, a fine-tuned model, starter, or none",
     )
     parser.add_argument(
         "--task",

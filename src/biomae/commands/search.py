@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from biomae._io import atomic_open
     from biomae.embed import Embedder, read_embeddings, search
-    from biomae.train.common import read_metadata
+    from biomae.models.files import read_metadata
 
     if args.k < 1:
         print(f"biomae search: -k {args.k} must be >= 1", file=sys.stderr)

@@ -1,0 +1,129 @@
+"""Detectors: what turns a recording into events, and the one factory that makes them.
+
+Every detector follows :class:`Detector`. The shipped ones:
+
+- ``energy`` (:class:`biomae.detectors.energy.EnergyDetector`): band energy above an adaptive
+  noise floor, no model;
+- a model (:class:`biomae.detectors.model.ModelDetector`): a fine-tuned detection model file, or
+  ``starter``, the shipped starter model;
+- ``auto`` (:class:`biomae.detectors.auto.AutoDetector`): the starter model where it can hear the
+  calls, the energy detector where it cannot (``biomae annotate``'s default).
+
+:func:`make_detector` builds any of them from a name or a model path and options; ``biomae
+annotate`` and ``biomae evaluate`` call it. Importing this package is light (no torch): the
+detectors are imported when made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+DETECTORS = ("auto", "energy", "model")
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What ``biomae annotate`` and ``biomae evaluate`` need of a detector.
+
+    Attributes:
+        name: the detector's name in ``run.json`` and ``summary.csv``.
+    """
+
+    name: str
+
+    def params(self) -> dict:
+        """Its settings, as plain data (written to ``run.json``)."""
+        ...
+
+    def name_for(self, path: str | Path) -> str:
+        """The name of the detector that annotates ``path`` (``auto`` routes per recording)."""
+        ...
+
+    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
+        """The events of one recording (``biomae.annotations.schema``; ``recording`` names it in
+        the table, default ``str(path)``)."""
+        ...
+
+    def detect_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, Any]]:
+        """``(path, events)`` per recording in input order, or ``(path, exception)`` for one that
+        failed (the others go on); a model batches windows of many recordings together."""
+        ...
+
+
+def detect_many(detector, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, Any]]:
+    """``detector.detect_many(paths)`` when it has one, else ``detect_file`` one by one (same
+    contract: ``(path, events or exception)`` in input order)."""
+    if hasattr(detector, "detect_many"):
+        yield from detector.detect_many(paths)
+        return
+    for path in paths:
+        try:
+            yield path, detector.detect_file(path)
+        except Exception as err:  # reported for this recording; the others go on
+            yield path, err
+
+
+def make_detector(
+    detector: str = "auto",
+    model: str | Path | None = None,
+    *,
+    shared: dict[str, Any] | None = None,
+    model_options: dict[str, Any] | None = None,
+    energy_options: dict[str, Any] | None = None,
+) -> Detector:
+    """The detector a name or a model path asks for.
+
+    Args:
+        detector: "auto" (the starter model, or ``$BIOMAE_STARTER_MODEL``, where it can hear the
+            calls, the energy detector elsewhere; the energy detector everywhere when no starter
+            model is installed), "energy", or "model" (``model`` on every recording).
+        model: a model file (or ``starter``): run on every recording. Given with "auto" it means
+            "model".
+        shared: post-processing every detector applies (``low_hz``, ``high_hz``,
+            ``merge_gap_s``, ``min_duration_s``, ``label``).
+        model_options: :class:`biomae.detectors.model.InferConfig` fields (``overlap``,
+            ``batch_size``, ``device``, ``bf16``, ``num_workers``, ``time_expansion``,
+            ``threshold_on``, ``boxes`` …).
+        energy_options: :class:`biomae.detectors.energy.EnergyDetectorConfig` fields.
+
+    Raises:
+        ValueError: an unknown detector, "model" without a model, a model with "energy", or
+            options the chosen detector does not take (named).
+        FileNotFoundError: the model file is not there.
+    """
+    from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+
+    shared, model_options = dict(shared or {}), dict(model_options or {})
+    energy_options = dict(energy_options or {})
+    if detector not in DETECTORS:
+        raise ValueError(f"detector {detector!r} is not one of {DETECTORS}")
+    if detector == "model" and model is None:
+        raise ValueError("detector 'model' needs a model file (or 'starter')")
+    if detector == "energy" and model is not None:
+        raise ValueError(f"model {model} with the energy detector: use detector 'model'")
+    if detector == "energy" and model_options:
+        raise ValueError(f"model options {sorted(model_options)} with the energy detector")
+    if model is not None and energy_options:
+        raise ValueError(f"energy options {sorted(energy_options)} with model {model}")
+    energy = EnergyDetector(EnergyDetectorConfig(**shared, **energy_options))
+    if detector == "energy":
+        return energy
+    name = "model"
+    if model is None:
+        from biomae.starter import default_model
+
+        model, name = default_model(), "starter-model"
+        if model is None:  # no starter model installed: the energy detector everywhere
+            return energy
+    from biomae.detectors.model import InferConfig, ModelDetector
+
+    model_detector = ModelDetector(model, InferConfig(**model_options, **shared), name=name)
+    if name == "model":
+        return model_detector
+    from biomae.detectors.auto import AutoDetector
+
+    return AutoDetector(model_detector, energy)

@@ -50,8 +50,8 @@ class AutoDetector:
     """Routes each recording to ``model`` or ``energy`` by its sample rate (module docstring).
 
     Args:
-        model: a :class:`biomae.infer.ModelDetector` (or anything with its methods and, unless
-            ``low_rate_hz`` is given, its ``front_end``).
+        model: a :class:`biomae.detectors.model.ModelDetector` (or anything with its methods
+            and, unless ``low_rate_hz`` is given, its ``front_end``).
         energy: the energy detector.
         low_rate_hz: recordings heard below this rate go to ``energy``; None derives it from the
             model's front end (:func:`half_band_rate_hz`).

@@ -9,12 +9,13 @@
   ``optimizer`` state (full, keyed by parameter name), ``step``, ``data`` (the data iterator's
   position), ``rng`` (python, numpy, torch, cuda), ``metrics`` (counters of the loop) and
   ``config`` (JSON string).
-* :func:`export_encoder` / :func:`load_encoder` — the encoder's weights as safetensors with its
-  ``ViTConfig`` as JSON in the metadata; loading never unpickles.
+* :func:`export_encoder` / :func:`load_encoder` — the encoder as a model file
+  (:mod:`biomae.models.files`: safetensors with a self-describing spec); loading never unpickles.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -27,9 +28,10 @@ import torch
 from torch import nn
 
 from biomae._io import atomic_path
+from biomae.models.files import ENCODER_FORMAT as ENCODER_FORMAT  # re-exported: older files
+from biomae.models.files import read_metadata as read_metadata  # re-exported
 
 CHECKPOINT_FORMAT = "biomae-pretrain-checkpoint/1"
-ENCODER_FORMAT = "biomae-encoder/1"
 # Parameter-name fragments that never get weight decay (besides every tensor with ndim < 2).
 NO_DECAY_NAMES = ("pos_embed", "pos_emb", "mask_token", "cls_token", "norm")
 # Wrapper prefixes that may appear in parameter names (compile, activation checkpointing, DDP).
@@ -183,93 +185,48 @@ def _strip(name: str) -> str:
 
 
 def export_encoder(checkpoint: str | os.PathLike | dict, path: str | os.PathLike) -> Path:
-    """Write the encoder of a pretraining checkpoint to ``path`` (safetensors, atomically).
-
-    The ``ViTConfig`` is stored as JSON under the metadata key ``config``; the full run config under
-    ``run_config`` and the step under ``step``.
+    """Write the encoder of a pretraining checkpoint to ``path``: a model file
+    (:func:`biomae.models.files.save_model`, task "encoder") whose spec holds the front end, the
+    ``ViTConfig`` and the window; the ``ViTConfig`` also under ``config``, the full run config
+    under ``run_config`` and the step under ``step`` (provenance).
 
     Args:
         checkpoint: a checkpoint path or the dict returned by :func:`load_checkpoint`.
         path: destination ``.safetensors`` file.
     """
-    from safetensors.torch import save_file
-
+    from biomae.models.files import ModelSpec, save_model
     from biomae.train.config import config_from_dict
 
     payload = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
-    run_config = json.loads(payload["config"])
-    vit_config = config_from_dict(run_config).model.build_config().encoder
+    run_config = config_from_dict(json.loads(payload["config"]))
+    vit_config = run_config.model.build_config().encoder
     tensors = {
-        name.removeprefix("encoder."): tensor.detach().to("cpu").contiguous().clone()
+        name.removeprefix("encoder."): tensor
         for name, tensor in payload["model"].items()
         if name.startswith("encoder.")
     }
     if not tensors:
         raise ValueError("checkpoint holds no 'encoder.*' weights to export")
-    metadata = {
-        "format": ENCODER_FORMAT,
-        "config": json.dumps(_plain(vit_config), sort_keys=True),
-        "run_config": payload["config"],
-        "step": str(payload["step"]),
+    spec = ModelSpec("encoder", run_config.front_end, vit_config, run_config.data.window_s)
+    extra = {
+        "config": dataclasses.asdict(vit_config),
+        "run_config": json.loads(payload["config"]),
+        "step": payload["step"],
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return Path(path)
-
-
-def _plain(config) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(config)
-
-
-def read_metadata(path: str | os.PathLike, what: str = "model") -> dict[str, str]:
-    """The metadata of a ``.safetensors`` file (exported encoder or fine-tuned model).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is truncated or not safetensors (naming it, with the fix).
-    """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file {path} not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return handle.metadata() or {}
-    except SafetensorError as err:
-        raise CheckpointError(
-            f"{what} file {path} is unreadable (truncated or corrupt: {err}); export or copy it "
-            "again (pretraining writes encoder.safetensors, fine-tuning best.safetensors)"
-        ) from None
+    return save_model(path, spec, tensors, extra)
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Load an encoder exported by :func:`export_encoder` (safetensors only; nothing unpickled).
+    """The encoder of a model file (:func:`biomae.models.files.load_encoder`: an exported encoder
+    or a fine-tuned model's; nothing unpickled).
 
     Returns:
         ``(encoder, vit_config)`` with the encoder in eval mode on ``device``.
 
     Raises:
-        ValueError: the file is not a biomae encoder or its weights do not match its config
-            (:class:`CheckpointError`: unreadable).
+        ValueError: the file is not a biomae model or its weights do not match its spec.
     """
-    from safetensors.torch import load_file
+    from biomae.models.files import load_encoder as load
 
-    from biomae.models.vit import Encoder, ViTConfig
-
-    path = Path(path)
-    metadata = read_metadata(path, "encoder")
-    if metadata.get("format") != ENCODER_FORMAT:
-        raise ValueError(
-            f"{path}: metadata format is {metadata.get('format')!r}, not {ENCODER_FORMAT}"
-        )
-    config = ViTConfig(**json.loads(metadata["config"]))
-    encoder = Encoder(config)
-    missing, unexpected = encoder.load_state_dict(load_file(str(path)), strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: weights do not match its config: missing {missing}, unexpected {unexpected}"
-        )
-    return encoder.to(device).eval(), config
+    encoder, spec = load(path, device)
+    return encoder, spec.encoder

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biomae.features import FrontEndConfig as FrontEndConfig  # re-exported: [front_end]
 from biomae.train.config_values import (  # re-exported (``as``): their home used to be here
     ConfigError as ConfigError,
 )
@@ -69,43 +70,6 @@ class ModelConfig:
         from biomae.models.presets import get_preset
 
         return get_preset(self.preset, **self.overrides)
-
-
-@dataclass
-class FrontEndConfig:
-    """Log-mel front end (``biomae.features.Spectrogram``); audio is resampled to ``sample_rate``.
-
-    Attributes:
-        sample_rate: model sample rate in Hz; every window is resampled to it.
-        n_fft: default FFT size in samples (used for eval windows and when ``data.n_fft_choices``
-            is empty).
-        hop_s: frame hop in seconds (10 ms -> 100 frames per second).
-        n_mels: mel bins; must equal the encoder's ``n_mels``.
-    """
-
-    sample_rate: int = 32000
-    n_fft: int = 1024
-    hop_s: float = 0.01
-    n_mels: int = 128
-
-    def __post_init__(self) -> None:
-        _check(
-            1000 <= self.sample_rate <= 1_000_000, f"front_end.sample_rate={self.sample_rate} Hz"
-        )
-        _check(self.n_fft >= 16, f"front_end.n_fft={self.n_fft} must be >= 16 samples")
-        _check(0.0 < self.hop_s <= 0.1, f"front_end.hop_s={self.hop_s} must be in (0, 0.1] s")
-        _check(self.n_mels >= 8, f"front_end.n_mels={self.n_mels} must be >= 8")
-
-    def build_config(self, n_fft: int | None = None):
-        """The ``SpectrogramConfig`` for this front end (``n_fft`` overrides the default)."""
-        from biomae.features import SpectrogramConfig
-
-        return SpectrogramConfig(
-            sample_rate=self.sample_rate,
-            n_fft=n_fft or self.n_fft,
-            hop_s=self.hop_s,
-            n_mels=self.n_mels,
-        )
 
 
 @dataclass

@@ -11,7 +11,7 @@ Every step: learning rate from :func:`~biomae.train.common.lr_at` scaled per par
 **layer-wise decay** (``finetune.layer_decay ** (depth + 1 - layer)``: patch embedding = layer 0,
 block ``i`` = layer ``i + 1``, final norm and head = ``depth + 1``), or a frozen-encoder probe
 (``finetune.freeze_encoder``: only the head trains); log-mel with per-clip standardisation (the
-pretraining front end, :class:`biomae.train.pretrain.FrontEnd`); a NaN guard; every
+front end of :class:`biomae.features.FrontEnd`); a NaN guard; every
 ``train.eval_every`` steps validation, keeping the best model as ``best.safetensors`` (encoder +
 head weights, the run config in its metadata: :func:`load_finetuned`); every ``train.ckpt_every``
 steps a resumable ``checkpoint.pt`` (:func:`~biomae.train.common.save_checkpoint`). A rerun with
@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from biomae._io import atomic_path, atomic_write_text
+from biomae.devices import autocast, resolve_device
 from biomae.train.config import ConfigError
 from biomae.train.config_values import config_changes
 from biomae.train.finetune_config import (
@@ -73,6 +74,7 @@ from biomae.train.tasks import (
     calibrated,
     clip_targets,
     predict_recording,
+    predict_recordings,
 )
 
 __all__ = [
@@ -104,6 +106,7 @@ __all__ = [
     "load_finetuned",
     "param_groups",
     "predict_recording",
+    "predict_recordings",
     "save_finetuned",
     "split_labeled",
     "task_loss",
@@ -151,16 +154,12 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
             or finetune section (each changed field named, old → new).
         CheckpointError: the checkpoint is unreadable.
     """
+    from biomae.features import FrontEnd
     from biomae.train import common
-    from biomae.train.pretrain import FrontEnd, autocast
 
     out_dir = Path(config.train.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(
-        "cuda"
-        if config.train.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if config.train.device == "auto" else config.train.device)
-    )
+    device = resolve_device(config.train.device)
     if config.data.catalog:
         prepared_rate = config.front_end.sample_rate if config.data.prepared else None
         items, left_out = catalog_labeled(config.data.catalog, config.data.datasets, prepared_rate)
@@ -179,7 +178,7 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
         f"({config.data.split_by} split) from {config.data.catalog or config.data.data_dir}"
     )
     model = build_model(config).to(device)
-    front_end = FrontEnd(config, model.encoder.config.patch_t, device)
+    front_end = FrontEnd(config.front_end, model.encoder.config.patch_t, device)
     o = config.optim
     groups = param_groups(model, o.weight_decay, config.finetune.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)

@@ -64,7 +64,9 @@ class HeadConfig:
 
 @dataclass
 class FinetuneSection:
-    """``init``: an encoder ``.safetensors`` (``biomae pretrain`` output) or "none" (random init of
+    """``init``: a model file to start from — an encoder ``.safetensors`` (``biomae pretrain``
+    output), a fine-tuned model (its encoder, and its head when the task and head match this
+    run's), ``starter`` (the shipped starter detector) — or "none" (random init of
     ``model.preset``); ``freeze_encoder``: train the head only; ``layer_decay`` in (0, 1];
     ``calibrate_threshold`` (detection): at each validation, pick ``decode.threshold_on`` from
     ``biomae.train.tasks.CALIBRATION_THRESHOLDS`` by validation event F1 (``threshold_off`` keeps

@@ -37,6 +37,8 @@ import torch
 
 from biomae import distributed
 from biomae._io import atomic_write_text
+from biomae.devices import autocast
+from biomae.features import FrontEnd
 from biomae.train import common, data, logs
 from biomae.train.config import (
     ConfigError,
@@ -48,7 +50,6 @@ from biomae.train.config_values import config_changes
 
 CHECKPOINT_NAME = "checkpoint.pt"
 ENCODER_NAME = "encoder.safetensors"
-NORM_EPS = 1e-5  # per-clip standardisation: (x - mean) / (std + NORM_EPS)
 TRAIN_COLUMNS = ["step", "lr", "loss", "grad_norm", "bad_steps", "windows_per_s", "elapsed_s"]
 EVAL_COLUMNS = ["step", "eval_loss", "baseline_zero", "baseline_mean_spec"]
 # what must not change when resuming (the weights, the data stream and the masks depend on it)
@@ -59,49 +60,10 @@ class NonFiniteLossError(RuntimeError):
     """Too many consecutive optimizer steps with a non-finite loss or gradient norm."""
 
 
-def normalize_per_clip(spec: torch.Tensor) -> torch.Tensor:
-    """Standardise each clip: ``(B, F, T)`` log-mel -> zero mean, unit std per clip."""
-    mean = spec.mean(dim=(1, 2), keepdim=True)  # (B, 1, 1)
-    std = spec.std(dim=(1, 2), keepdim=True)  # (B, 1, 1)
-    return (spec - mean) / (std + NORM_EPS)
-
-
-class FrontEnd:
-    """Audio ``(B, n_samples)`` -> normalised log-mel ``(B, n_mels, T)`` with ``T`` a multiple of
-    ``patch_t``: dB mel spectrogram (``biomae.features.Spectrogram``, ``n_fft`` chosen per call),
-    trailing frames past the last whole patch cropped (fewer than ``patch_t``, the same number for
-    every window of a run), then :func:`normalize_per_clip`."""
-
-    def __init__(self, config: PretrainConfig, patch_t: int, device: torch.device):
-        from biomae.features import Spectrogram
-
-        self.patch_t = patch_t
-        self.device = device
-        self.spectrogram = Spectrogram(config.front_end.build_config()).to(device)
-
-    @torch.no_grad()
-    def __call__(self, audio: torch.Tensor, n_fft: int = 0) -> torch.Tensor:
-        spec = self.spectrogram(audio.to(self.device, non_blocking=True), n_fft=n_fft or None)
-        n_frames = spec.shape[-1] - spec.shape[-1] % self.patch_t
-        if n_frames == 0:
-            raise ConfigError(
-                f"a window gives {spec.shape[-1]} frames < patch_t={self.patch_t}; "
-                "raise data.window_s"
-            )
-        return normalize_per_clip(spec[..., :n_frames])  # (B, F, T)
-
-
 def mask_generator(seed: int, index: int) -> torch.Generator:
     """CPU generator for the mask of micro-batch ``index`` (see ``biomae.train.data``)."""
     state = np.random.SeedSequence([seed, index, 7]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CPU or CUDA when ``enabled``, else a no-op context."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def build_model(config: PretrainConfig, info: distributed.DistInfo):
@@ -202,7 +164,7 @@ def pretrain(config: PretrainConfig, resume: bool = True, progress: bool = True,
     train_recs, eval_recs = data.split_recordings(recordings, cfg.data.eval_fraction)
     model = build_model(cfg, info)
     core = distributed.unwrap(model)
-    front = FrontEnd(cfg, core.config.encoder.patch_t, info.device)
+    front = FrontEnd(cfg.front_end, core.config.encoder.patch_t, info.device)
     rate, n_samples = cfg.front_end.sample_rate, cfg.window_samples
     eval_spec = front(
         data.fixed_windows(eval_recs, cfg.data.n_eval_windows, n_samples, rate, tcfg.seed)

@@ -2,7 +2,9 @@
 
 The fine-tuning loop (:func:`biomae.train.finetune.finetune`) looks its task up once by name,
 ``TASKS[config.head.task]``, and calls the same methods for every task; adding a task is adding one
-:class:`Task` subclass and its :data:`TASKS` entry. The three shipped tasks:
+:class:`Task` subclass and its :data:`TASKS` entry, and its head to :mod:`biomae.models.files`
+(which builds, saves and loads the heads, so that running a model never imports training). The
+three shipped tasks:
 
 - ``detect`` (:class:`DetectTask`): :class:`~biomae.models.heads.DetectionHead`, frame targets
   from :func:`biomae.decode.frame_targets` (and onset / offset targets), class-balanced BCE or
@@ -51,11 +53,21 @@ class Task:
     pairs: ClassVar[bool] = False
 
     def build_head(self, config: FinetuneConfig, vit_config: Any) -> nn.Module:
-        """The head for an encoder of ``vit_config`` (a :class:`~biomae.models.vit.ViTConfig`)."""
-        raise NotImplementedError
+        """The fresh head for an encoder of ``vit_config`` (a
+        :class:`~biomae.models.vit.ViTConfig`): the one a model file of this task holds
+        (:func:`biomae.models.files.build_head`, from its spec's head parameters)."""
+        import dataclasses
+
+        from biomae.models import files
+
+        params = files.head_params(
+            self.name, dataclasses.asdict(config.head), config.front_end.hop_s, vit_config
+        )
+        return files.build_head(self.name, params, vit_config)
 
     def forward(self, head: nn.Module, tokens: torch.Tensor, grid: tuple[int, int]) -> Any:
-        """The head's output for encoder tokens ``(B, N, D)`` on a patch ``grid``."""
+        """The head's output for encoder tokens ``(B, N, D)`` on a patch ``grid`` (for the shipped
+        tasks what :class:`biomae.models.files.TaskModel` computes)."""
         return head(tokens)
 
     def targets(self, head: nn.Module, out: Any, batch: dict, config: FinetuneConfig) -> Any:
@@ -105,18 +117,7 @@ class DetectTask(Task):
     def build_head(self, config, vit_config):
         from biomae.models import heads
 
-        h = config.head
-        head_config = heads.DetectionHeadConfig(
-            dim=vit_config.dim,
-            patch_t=vit_config.patch_t,
-            hop_s=config.front_end.hop_s,
-            n_classes=max(1, len(h.labels)),
-            outputs=tuple(h.outputs),
-            upsample=h.upsample,
-            hidden_dim=h.hidden_dim,
-            conv_layers=h.conv_layers,
-        )
-        head = heads.DetectionHead(head_config)
+        head = super().build_head(config, vit_config)
         heads.init_output_bias(head.out, prior=0.1)
         return head
 
@@ -178,7 +179,7 @@ class DetectTask(Task):
         from biomae.metrics.events import MatchConfig, event_f1
 
         labels = config.head.labels or [""]
-        probs = [predict_recording(model, front_end, it, config, device) for it in val_items]
+        probs = predict_recordings(model, val_items, config, device)
         ref = concat_events(it.events for it in val_items)
         match = MatchConfig(iou_threshold=0.3, match_labels=bool(config.head.labels))
         candidates = [config.decode]
@@ -209,47 +210,32 @@ def calibrated(decode, threshold_on: float):
     return replace(decode, threshold_on=threshold_on, threshold_off=threshold_on * off / on)
 
 
-def predict_recording(model, front_end, item, config: FinetuneConfig, device) -> dict:
-    """Frame probabilities over a whole recording at ``model.head.frame_hop_s``: a dict with an
-    ``(n_frames, C)`` array per head output ("activity", and "onset" / "offset" when trained).
+def predict_recordings(model, items: list, config: FinetuneConfig, device) -> list[dict]:
+    """Frame probabilities over whole recordings at ``model.head.frame_hop_s``: per item a dict
+    with an ``(n_frames, C)`` array per head output ("activity", and "onset" / "offset" when
+    trained).
 
-    Windows follow each other without overlap, except the last, which is moved back to end at the
-    recording's end (to the frame) so that windows hold no padding unless the recording is shorter
-    than one window; its frames overwrite the overlapped ones.
+    Scored by :class:`biomae.infer.Scorer` exactly as ``biomae annotate`` scores the saved model
+    (its default: windows one after another without overlap, a short last window padded by
+    looping its own audio, fp32), so the threshold calibrated on these scores is the one that
+    ships. Raises the error of a recording that cannot be read.
     """
-    import torch
+    from biomae.infer import Scorer
+    from biomae.train.finetune_model import model_spec
 
-    from biomae.train.data import read_window
+    spec = model_spec(config, model.encoder.config)
+    scorer = Scorer(model, spec, device, bf16=False, batch_size=config.data.batch_size)
+    results = []
+    for _, result in scorer.frame_scores_many([item.recording.path for item in items]):
+        if isinstance(result, Exception):
+            raise result
+        results.append(scorer.split(result[0].astype(np.float32)))
+    return results
 
-    rec, hop_s = item.recording, model.head.frame_hop_s
-    n_keep = max(1, math.ceil(rec.duration_s / hop_s - 1e-9))
-    n_out = round(config.data.window_s / hop_s)  # head frames per window
-    starts = list(range(0, max(1, n_keep - n_out), n_out))
-    if n_keep > n_out and starts[-1] + n_out < n_keep:
-        starts.append(n_keep - n_out)
-    shape = (n_keep, model.head.config.n_classes)
-    probs = {name: np.zeros(shape, dtype=np.float32) for name in model.head.config.outputs}
-    with torch.no_grad():
-        for first in range(0, len(starts), config.data.batch_size):
-            chunk = starts[first : first + config.data.batch_size]
-            audio = np.stack(
-                [
-                    read_window(
-                        rec,
-                        round(f * hop_s * rec.sample_rate),
-                        config.window_samples,
-                        config.front_end.sample_rate,
-                    )
-                    for f in chunk
-                ]
-            )  # (b, n)
-            out = model(front_end(torch.from_numpy(audio).to(device)))  # {name: (b, T_out, C)}
-            for name, logits in out.items():
-                window_probs = torch.sigmoid(logits.float()).cpu().numpy()
-                for f, frames in zip(chunk, window_probs, strict=True):
-                    keep = min(n_out, n_keep - f)
-                    probs[name][f : f + keep] = frames[:keep]
-    return probs
+
+def predict_recording(model, item, config: FinetuneConfig, device) -> dict:
+    """:func:`predict_recordings` of one item."""
+    return predict_recordings(model, [item], config, device)[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,12 +247,6 @@ class ClassifyTask(Task):
 
     name = "classify"
     min_labels = 2
-
-    def build_head(self, config, vit_config):
-        from biomae.models import heads
-
-        dim = vit_config.dim
-        return heads.ClassificationHead(dim, len(config.head.labels), pool=heads.AttentionPool(dim))
 
     def targets(self, head, out, batch, config):
         """``(B, C)`` multi-hot: the labels of events whose midpoint lies in each window."""
@@ -311,11 +291,6 @@ class EmbedTask(Task):
     name = "embed"
     min_labels = 2
     pairs = True
-
-    def build_head(self, config, vit_config):
-        from biomae.models import heads
-
-        return heads.ProjectionHead(vit_config.dim, out_dim=config.head.embed_dim)
 
     def targets(self, head, out, batch, config):
         """``(B,)`` class index of each window's event label among ``head.labels``."""

@@ -1,0 +1,293 @@
+"""Annotating with a trained model: :class:`ModelDetector`, the detector behind
+``biomae annotate --model PATH`` (a fine-tuned ``best.safetensors`` from
+``biomae finetune --task detect``, or ``starter``).
+
+Per recording:
+
+1. :class:`biomae.infer.Scorer` gives the model's averaged frame scores (windows of the model's
+   ``window_s`` with ``overlap``, batched across recordings, bf16 where enabled; the path that
+   fine-tuning validates and calibrates the threshold on).
+2. ``biomae.decode.decode_events`` turns the frame scores into events (the model's own decode
+   settings, from its file's spec, unless overridden); each event's frequency box is then measured
+   from a linear spectrogram of the event and ``box_context_s`` of audio around it
+   (``biomae.decode.frequency_box``), read back from the file — memory stays bounded.
+3. The shared post-processing (:mod:`biomae.detectors.postprocess`) applies.
+
+Ultrasonic recordings: ``time_expansion = k`` plays the recording k times slower, as bat detectors
+do; times are mapped back to real seconds and frequencies to real Hz in the output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biomae.annotations.schema import empty_events
+from biomae.devices import bf16_is_fast, resolve_device
+from biomae.infer import Scorer, load_detection_model
+
+
+@dataclass
+class InferConfig:
+    """How a model is run over recordings.
+
+    Attributes:
+        overlap: fraction of a window shared with the next, in [0, 1).
+        batch_size: windows per forward pass.
+        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", …
+        bf16: bf16 autocast; None = auto (:func:`bf16_is_fast`): on CUDA and on CPUs with AMX
+            only, where it is faster with the same events; fp32 elsewhere.
+        time_expansion: play the recording this many times slower (ultrasonic recordings).
+        boxes: measure a frequency box for each event.
+        box_context_s: audio either side of an event used to estimate the noise floor of its box.
+        box_min_hz: frequencies below this (real Hz) are left out of boxes: wind and handling
+            rumble vary too much for a noise floor (the energy detector's band starts there too).
+        threshold_on: override of the model's decode threshold (None keeps the model's).
+        num_workers: DataLoader worker processes decoding recordings (0: one background thread).
+        low_hz, high_hz, merge_gap_s, min_duration_s, label: the post-processing every detector
+            shares (:mod:`biomae.detectors.postprocess`), applied to the events with their boxes;
+            None leaves a step out (merge gap and minimum duration: the model's own decode
+            settings apply instead).
+    """
+
+    overlap: float = 0.0
+    batch_size: int = 16
+    device: str = "auto"
+    bf16: bool | None = None
+    time_expansion: float = 1.0
+    boxes: bool = True
+    box_context_s: float = 0.5
+    box_min_hz: float = 150.0
+    threshold_on: float | None = None
+    num_workers: int = 0
+    low_hz: float | None = None
+    high_hz: float | None = None
+    merge_gap_s: float | None = None
+    min_duration_s: float | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        from biomae.detectors.postprocess import PostProcess
+
+        PostProcess(self.low_hz, self.high_hz, self.merge_gap_s, self.min_duration_s, self.label)
+        if not self.boxes and (self.low_hz is not None or self.high_hz is not None):
+            raise ValueError("low_hz / high_hz keep events by their boxes: they need boxes=True")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"overlap must lie in [0, 1), got {self.overlap}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.time_expansion > 0:
+            raise ValueError(f"time_expansion must be > 0, got {self.time_expansion}")
+
+
+class ModelDetector:
+    """A fine-tuned detection model as an annotation detector (see the module docstring).
+
+    Args:
+        model_path: a ``.safetensors`` written by ``biomae finetune --task detect``.
+        config: how it runs; the default :class:`InferConfig`.
+        name: the detector's name in ``run.json`` and ``summary.csv`` (``starter-model`` for the
+            model ``biomae annotate`` uses by default).
+    """
+
+    def __init__(
+        self, model_path: str | Path, config: InferConfig | None = None, name: str = "model"
+    ):
+        from dataclasses import replace
+
+        from biomae.detectors.postprocess import PostProcess
+
+        self.name = name
+        self.config = config or InferConfig()
+        self.model_path = Path(model_path)
+        self.device = resolve_device(self.config.device)
+        self.model, self.spec = load_detection_model(self.model_path, self.device)
+        bf16 = self.config.bf16
+        self.bf16 = bf16_is_fast(self.device.type) if bf16 is None else bf16
+        self.decode_config = self.spec.decode
+        if self.config.threshold_on is not None:
+            off = min(self.decode_config.threshold_off or 1.0, self.config.threshold_on)
+            self.decode_config = replace(
+                self.decode_config, threshold_on=self.config.threshold_on, threshold_off=off
+            )
+        # a given merge gap / minimum duration replaces the model's own: the decoder then keeps
+        # every run of frames and the shared post-processing applies the given value
+        for name in ("merge_gap_s", "min_duration_s"):
+            if getattr(self.config, name) is not None:
+                self.decode_config = replace(self.decode_config, **{name: 0.0})
+        self.post = PostProcess(
+            low_hz=self.config.low_hz,
+            high_hz=self.config.high_hz,
+            merge_gap_s=self.config.merge_gap_s,
+            min_duration_s=self.config.min_duration_s,
+            label=self.config.label,
+        )
+        self.labels = list(self.spec.labels) or ["call"]  # class-agnostic: "call"
+        self.scorer = Scorer(
+            self.model,
+            self.spec,
+            self.device,
+            bf16=self.bf16,
+            batch_size=self.config.batch_size,
+            overlap=self.config.overlap,
+            time_expansion=self.config.time_expansion,
+            num_workers=self.config.num_workers,
+        )
+        self.outputs = self.scorer.outputs
+        self.sample_rate = self.scorer.sample_rate
+        self.window_samples = self.scorer.window_samples
+        self.front_end = self.scorer.front_end
+
+    def name_for(self, path: str | Path) -> str:
+        """The detector that annotates ``path``: this model, whatever the recording."""
+        return self.name
+
+    def params(self) -> dict:
+        return {
+            "detector": self.name,
+            "model": str(self.model_path),
+            "sample_rate": self.sample_rate,
+            "window_s": self.window_samples / self.sample_rate,
+            "labels": self.labels,
+            "decode": asdict(self.decode_config),
+            **asdict(self.config),
+            "bf16": self.bf16,
+        }
+
+    def frame_scores(self, path: str | Path) -> tuple[np.ndarray, float, int]:
+        """Averaged frame probabilities ``(n_frames, C * len(outputs))`` of a whole recording, the
+        frame hop in real seconds, and the stream's sample rate (:meth:`Scorer.frame_scores`)."""
+        return self.scorer.frame_scores(path)
+
+    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
+        """Events in the recording at ``path`` (real seconds and Hz)."""
+        return self._events(path, self.frame_scores(path), recording)
+
+    def detect_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, object]]:
+        """``(path, events)`` per recording in input order, windows of consecutive recordings
+        sharing batches; ``(path, exception)`` for a recording that failed."""
+        for path, result in self.scorer.frame_scores_many(paths):
+            if isinstance(result, Exception):
+                yield path, result
+                continue
+            try:
+                yield path, self._events(path, result, None)
+            except Exception as err:
+                yield path, err
+
+    def _events(self, path, result, recording: str | None) -> pd.DataFrame:
+        from biomae.decode import decode_events
+
+        scores, frame_hop_s, _ = result
+        channels = self.scorer.split(scores)
+        events = decode_events(
+            channels["activity"],
+            frame_hop_s,
+            self.labels,
+            self.decode_config,
+            onset=channels.get("onset"),
+            offset=channels.get("offset"),
+            recording=str(path) if recording is None else recording,
+            source="biomae-model",
+        )
+        if not len(events):
+            return empty_events()
+        from biomae import audio as audio_io
+
+        # the last frame may reach past the last sample: events end where the recording ends
+        info = audio_io.info(path)
+        events["end_s"] = events["end_s"].clip(upper=info.duration_s)
+        # frame arithmetic in floats: round to the microsecond (0.94, not 0.9400000000000001)
+        events[["start_s", "end_s"]] = events[["start_s", "end_s"]].round(6)
+        if self.config.boxes:
+            boxes = self._boxes(
+                path, info, events["start_s"].to_numpy(), events["end_s"].to_numpy()
+            )
+            events["low_hz"], events["high_hz"] = boxes[:, 0], boxes[:, 1]
+        return self.post.apply(events)
+
+    def _boxes(self, path, info, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` frequency boxes (real Hz) of the events, each measured from its audio and
+        ``box_context_s`` around it (the noise floor). Events close together share one read and
+        one spectrogram of at most ``BOX_SPAN_S`` seconds, so memory stays bounded and a busy
+        recording is not decoded once per event."""
+        from biomae import audio as audio_io
+        from biomae.decode import frequency_box
+
+        context_s, fraction = self.config.box_context_s, self.decode_config.energy_fraction
+        lo_s = np.maximum(0.0, starts_s - context_s)
+        hi_s = np.minimum(info.duration_s, ends_s + context_s)
+        boxes = np.full((len(starts_s), 2), np.nan)
+        order = np.argsort(lo_s, kind="stable")
+        hop_s = BOX_HOP_S / self.config.time_expansion  # finer for time-expanded calls
+        i = 0
+        while i < len(order):  # one group: events whose context fits in one span from order[i]
+            group_lo, j = lo_s[order[i]], i + 1
+            group_hi = hi_s[order[i]]
+            while j < len(order) and max(group_hi, hi_s[order[j]]) - group_lo <= BOX_SPAN_S:
+                group_hi = max(group_hi, hi_s[order[j]])
+                j += 1
+            audio, rate = audio_io.load(path, start_s=group_lo, duration_s=group_hi - group_lo)
+            power, hop, edges_hz = _power_spectrogram(audio, rate, hop_s)  # (F, T)
+            low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
+            low_bin = min(low_bin, power.shape[0] - 1)
+            power, edges_hz = power[low_bin:], edges_hz[low_bin:]  # bins above box_min_hz
+            fps = rate / hop  # frames per second
+            events = order[i:j]
+            n_frames = power.shape[1]
+            spans = []  # (context start, event start, event end, context end) in group frames
+            for k in events:
+                c_lo = min(n_frames - 1, round((lo_s[k] - group_lo) * fps))
+                c_hi = min(n_frames, max(c_lo + 1, round((hi_s[k] - group_lo) * fps)))
+                first = c_lo + min(c_hi - c_lo - 1, round((starts_s[k] - lo_s[k]) * fps))
+                last = min(c_hi, max(first + 1, c_lo + round((ends_s[k] - lo_s[k]) * fps)))
+                spans.append((c_lo, first, last, c_hi))
+            # each event's noise floor: per-bin median of NOISE_FRAMES context frames spread
+            # evenly before and after it (all its frames when the context is too short),
+            # for all the group's events in one call
+            picks = np.stack([_noise_frames(*span) for span in spans])  # (E, NOISE_FRAMES)
+            noise = np.median(power[:, picks], axis=2)  # (F, E)
+            for e, (k, (c_lo, first, last, c_hi)) in enumerate(zip(events, spans, strict=True)):
+                part = power[:, c_lo:c_hi]  # (F, context frames) of event k
+                boxes[k] = frequency_box(
+                    part, edges_hz, first - c_lo, last - c_lo, fraction, noise[:, e]
+                )
+            i = j
+        return boxes
+
+
+BOX_SPAN_S = 60.0  # longest stretch of audio read at once to measure frequency boxes
+BOX_HOP_S = 0.01  # frame hop of the box spectrogram (real time: divided by time_expansion)
+NOISE_FRAMES = 16  # context frames whose per-bin median is an event's noise floor
+
+
+def _noise_frames(c_lo: int, first: int, last: int, c_hi: int) -> np.ndarray:
+    """``(NOISE_FRAMES,)`` frame indices spread evenly over an event's context outside it
+    (``[c_lo, first)`` and ``[last, c_hi)``), repeating when there are fewer; all of
+    ``[c_lo, c_hi)`` when fewer than 4 context frames lie outside the event."""
+    outside = np.r_[c_lo:first, last:c_hi]
+    if len(outside) < 4:
+        outside = np.arange(c_lo, c_hi)
+    return outside[np.linspace(0, len(outside) - 1, NOISE_FRAMES).round().astype(int)]
+
+
+def _power_spectrogram(
+    audio: np.ndarray, rate: int, hop_s: float
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(F, T)`` linear power at ``hop_s`` frames with windows of ~1.6 hops (a power of two, at
+    least 64), the hop in samples and the ``(F + 1,)`` bin edges in Hz."""
+    from biomae.features import power_spectrogram
+
+    hop = max(1, round(hop_s * rate))
+    n_fft = int(2 ** math.ceil(math.log2(max(64, 1.6 * hop))))
+    power = power_spectrogram(audio, n_fft, hop)  # (F, T)
+    edges_hz = (np.arange(power.shape[0] + 1) - 0.5).clip(0) * rate / n_fft
+    edges_hz[-1] = rate / 2
+    return power, hop, edges_hz

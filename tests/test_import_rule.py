@@ -1,0 +1,44 @@
+"""The import rule: running a model never imports training. Annotating, scoring, embedding, the
+detectors, model files, the front end and devices load without a single ``biomae.train`` module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+RUNTIME_MODULES = [
+    "biomae.infer",
+    "biomae.embed",
+    "biomae.detectors",
+    "biomae.detectors.model",
+    "biomae.detectors.auto",
+    "biomae.models.files",
+    "biomae.features",
+    "biomae.devices",
+]
+
+
+@pytest.mark.parametrize("module", RUNTIME_MODULES)
+def test_running_a_model_imports_nothing_from_train(module):
+    code = (
+        f"import sys, {module}\n"
+        "print(sorted(m for m in sys.modules if m.startswith('biomae.train')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"{module} imports {out.stdout.strip()}"
+
+
+def test_annotating_with_a_model_imports_nothing_from_train(tiny_detect_model, example_path):
+    """Loading a fine-tuned model and annotating a recording stays out of biomae.train."""
+    code = (
+        "import sys\n"
+        "from biomae.detectors import make_detector\n"
+        f"detector = make_detector('model', {str(tiny_detect_model)!r},"
+        " model_options={'bf16': False, 'device': 'cpu'})\n"
+        f"detector.detect_file({str(example_path)!r})\n"
+        "print(sorted(m for m in sys.modules if m.startswith('biomae.train')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
