@@ -32,7 +32,7 @@ def main() -> None:
 
     from biomae.annotations.schema import concat_events
     from biomae.detectors.energy import EnergyDetector
-    from biomae.infer import InferConfig, ModelDetector
+    from biomae.detectors.model import InferConfig, ModelDetector
     from biomae.train.finetune import config_from_dict, finetune
 
     work = args.run / "work"

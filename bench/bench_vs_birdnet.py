@@ -60,7 +60,7 @@ def build_model(out: Path) -> Path:
 TIMED_MAIN = """
 import sys, time
 import numpy, pandas, soundfile, soxr, torch  # the libraries annotate imports lazily
-import biomae.annotate, biomae.infer, biomae.detectors.energy
+import biomae.annotate, biomae.infer, biomae.detectors.energy, biomae.detectors.model
 from biomae.cli import main
 started = time.perf_counter()
 code = main(sys.argv[1:])

@@ -169,7 +169,7 @@ def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
 
     from biomae.detectors.birdnet import BirdNETDetector, BirdNETUnavailable
     from biomae.detectors.energy import EnergyDetector
-    from biomae.infer import InferConfig, ModelDetector
+    from biomae.detectors.model import InferConfig, ModelDetector
 
     model = ModelDetector(work / "finetune" / "best.safetensors", InferConfig(device="cpu"))
     detectors = {"starter": model, "energy": EnergyDetector()}
@@ -210,7 +210,7 @@ def stage_evaluate(files: pd.DataFrame, work: Path, args) -> dict:
 def _size(model_path: Path) -> dict:
     """Parameters and analytic GFLOPs per second of audio of the fine-tuned model (encoder over
     all tokens, windows overlapping by the annotate default)."""
-    from biomae.infer import InferConfig
+    from biomae.detectors.model import InferConfig
     from biomae.models.mae import MAEConfig
     from biomae.models.presets import flops_per_second_of_audio
     from biomae.train.finetune import load_finetuned

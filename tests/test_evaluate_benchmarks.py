@@ -210,3 +210,22 @@ def test_cli_hands_over_to_the_suites(tmp_path, capsys):
 
     assert main(["evaluate", "--model", "energy", "--suite", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown suite 'nope'; known: dev, synth, seed, embeddings" in capsys.readouterr().err
+
+
+def test_evaluate_makes_its_detectors_with_the_cli_factory(monkeypatch, tiny_detect_model):
+    import biomae.detectors
+    from biomae.evaluate.benchmarks import load_detector
+
+    calls = []
+    real = biomae.detectors.make_detector
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(biomae.detectors, "make_detector", spy)
+    assert load_detector("energy").name == "energy"
+    assert load_detector(str(tiny_detect_model)).name == "model"
+    assert [c[0][0] for c in calls] == ["energy", "model"]
+    with pytest.raises(ValueError, match="birdnet options"):
+        real("energy", birdnet_options={"threshold": 0.5})

@@ -328,12 +328,3 @@ class _Scores:
 
     def result(self) -> tuple[np.ndarray, float, int]:
         return self.total / np.maximum(self.count, 1), self.frame_hop_s, self.stream_rate
-
-
-def __getattr__(name: str):
-    """``ModelDetector`` and ``InferConfig`` moved to :mod:`biomae.detectors.model`."""
-    if name in ("ModelDetector", "InferConfig"):
-        from biomae.detectors import model
-
-        return getattr(model, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

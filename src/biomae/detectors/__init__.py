@@ -7,7 +7,9 @@ Every detector follows :class:`Detector`. The shipped ones:
 - a model (:class:`biomae.detectors.model.ModelDetector`): a fine-tuned detection model file, or
   ``starter``, the shipped starter model;
 - ``auto`` (:class:`biomae.detectors.auto.AutoDetector`): the starter model where it can hear the
-  calls, the energy detector where it cannot (``biomae annotate``'s default).
+  calls, the energy detector where it cannot (``biomae annotate``'s default);
+- ``birdnet`` (:class:`biomae.detectors.birdnet.BirdNETDetector`): the BirdNET V2.4 peer, run in
+  its own virtual environment (``bench/peers/``), for comparisons only.
 
 :func:`make_detector` builds any of them from a name or a model path and options; ``biomae
 annotate`` and ``biomae evaluate`` call it. Importing this package is light (no torch): the
@@ -22,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-DETECTORS = ("auto", "energy", "model")
+DETECTORS = ("auto", "energy", "model", "birdnet")
 
 
 @runtime_checkable
@@ -74,6 +76,7 @@ def make_detector(
     shared: dict[str, Any] | None = None,
     model_options: dict[str, Any] | None = None,
     energy_options: dict[str, Any] | None = None,
+    birdnet_options: dict[str, Any] | None = None,
 ) -> Detector:
     """The detector a name or a model path asks for.
 
@@ -89,13 +92,25 @@ def make_detector(
             ``batch_size``, ``device``, ``bf16``, ``num_workers``, ``time_expansion``,
             ``threshold_on``, ``boxes`` …).
         energy_options: :class:`biomae.detectors.energy.EnergyDetectorConfig` fields.
+        birdnet_options: :class:`biomae.detectors.birdnet.BirdNETDetector` arguments
+            (``threshold``); with "birdnet" only.
 
     Raises:
         ValueError: an unknown detector, "model" without a model, a model with "energy", or
             options the chosen detector does not take (named).
         FileNotFoundError: the model file is not there.
+        biomae.detectors.birdnet.BirdNETUnavailable: "birdnet" without its virtual environment.
     """
     from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+
+    if detector == "birdnet":
+        if model is not None or shared or model_options or energy_options:
+            raise ValueError("the birdnet detector takes birdnet_options only")
+        from biomae.detectors.birdnet import BirdNETDetector
+
+        return BirdNETDetector(**(birdnet_options or {}))
+    if birdnet_options:
+        raise ValueError(f"birdnet options {sorted(birdnet_options)} with detector {detector!r}")
 
     shared, model_options = dict(shared or {}), dict(model_options or {})
     energy_options = dict(energy_options or {})

@@ -8,7 +8,7 @@
 printed). The ``model`` is
 
 - a fine-tuned detection model (``best.safetensors`` of ``biomae finetune --task detect``), run
-  through :class:`biomae.infer.ModelDetector` (no frequency boxes; they are not scored);
+  through :class:`biomae.detectors.model.ModelDetector` (no frequency boxes; they are not scored);
 - ``energy``: the band-energy detector baseline (:class:`biomae.detectors.energy.EnergyDetector`);
 - ``birdnet``: BirdNET V2.4 from the peers venv, its 3-s windows merged into class-agnostic events
   (:mod:`biomae.detectors.birdnet`); skipped with a message when the venv is absent;
@@ -148,27 +148,22 @@ def load_detector(model, *, birdnet_threshold: float = 0.1):
         Skipped: ``birdnet`` without its venv.
         FileNotFoundError: a path that does not exist (naming the special names too).
     """
+    from biomae.detectors import make_detector
+    from biomae.detectors.birdnet import BirdNETUnavailable
+
     if hasattr(model, "detect_file"):
         return model
-    if model == "energy":
-        from biomae.detectors.energy import EnergyDetector
-
-        return EnergyDetector()
-    if model == "birdnet":
-        from biomae.detectors.birdnet import BirdNETDetector, BirdNETUnavailable
-
+    if model in ("energy", "birdnet"):
         try:
-            return BirdNETDetector(threshold=birdnet_threshold)
+            options = {"threshold": birdnet_threshold} if model == "birdnet" else None
+            return make_detector(model, birdnet_options=options)
         except BirdNETUnavailable as err:
             raise Skipped(str(err)) from err
-    path = Path(model)
-    if not path.is_file():
+    if not Path(model).is_file():
         raise FileNotFoundError(
             f"model {model!r} is neither a file nor one of the names energy, birdnet"
         )
-    from biomae.infer import InferConfig, ModelDetector
-
-    return ModelDetector(path, InferConfig(boxes=False))
+    return make_detector("model", model, model_options={"boxes": False})
 
 
 def model_name(model) -> str:
