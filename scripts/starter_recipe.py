@@ -217,8 +217,8 @@ def model_card(info: dict) -> str:
 {caveat}{capped}
 `starter.safetensors` ({info["size_bytes"] / 2**20:.1f} MB) finds *when* an animal calls and the
 frequency box of each call, without saying which animal. Load it with `biomae annotate --model
-starter.safetensors` or `biomae.detectors.model.ModelDetector`. Reproduce it with `make starter-model`
-(seed {info["seed"]}).
+starter.safetensors` or `biomae.detectors.model.ModelDetector`. Reproduce it with `make
+starter-model` (seed {info["seed"]}).
 
 ## Training data (only ../shared/data, permissive licenses only)
 
