@@ -21,7 +21,6 @@ from biomae import __version__
 from biomae._io import atomic_open, atomic_path, atomic_write_text
 from biomae.annotations import concat_events, format_module, output_suffixes, write_annotations
 
-OUTPUT_SUFFIXES = output_suffixes()  # format -> ending, declared by each format module
 STATE_DIR = ".biomae"  # per-recording canonical tables, used to resume and to merge the run's table
 RUN_FILES = ("run.json", "summary.csv", "errors.csv", "events.csv", "events.parquet")
 SUMMARY_COLUMNS = [
@@ -86,7 +85,7 @@ def _is_our_temp(name: str) -> bool:
     target = match["target"]
     if target.endswith(".part"):  # a writer's temporary of our temporary
         return _is_our_temp(target)
-    ours = (*OUTPUT_SUFFIXES.values(), ".png", ".parquet", "write-check")
+    ours = (*output_suffixes().values(), ".png", ".parquet", "write-check")
     return target in RUN_FILES or target.endswith(ours)
 
 
@@ -205,7 +204,8 @@ def write_run_json(out_dir: Path, inputs: list[str], settings: dict, n_recording
 
 def output_paths(out_dir: Path, key: str, formats) -> list[Path]:
     """The tables of one recording (its state table last: present means all are)."""
-    paths = [out_dir / (key + OUTPUT_SUFFIXES[f]) for f in formats]
+    suffixes = output_suffixes()  # declared by each format module
+    paths = [out_dir / (key + suffixes[f]) for f in formats]
     return [*paths, out_dir / STATE_DIR / (key + ".parquet")]
 
 
@@ -219,7 +219,8 @@ def write_tables(out_dir: Path, key: str, events: pd.DataFrame, formats, info) -
         for fmt in formats:
             wanted = getattr(format_module(fmt), "WRITE_OPTIONS", ())
             options = {name: getattr(info, name) for name in wanted}  # from the audio header
-            tmp = stack.enter_context(atomic_path(out_dir / (key + OUTPUT_SUFFIXES[fmt])))
+            suffix = format_module(fmt).OUTPUT_SUFFIX
+            tmp = stack.enter_context(atomic_path(out_dir / (key + suffix)))
             write_annotations(events, tmp, fmt, **options)
         write_annotations(events, state_tmp, "parquet")
 
@@ -227,7 +228,7 @@ def write_tables(out_dir: Path, key: str, events: pd.DataFrame, formats, info) -
 def remove_outputs(out_dir: Path, key: str) -> None:
     """Remove one recording's tables and pictures (a failed redo must not leave old results that
     the run's tables no longer list)."""
-    for path in output_paths(out_dir, key, OUTPUT_SUFFIXES):
+    for path in output_paths(out_dir, key, output_suffixes()):
         path.unlink(missing_ok=True)
     stem = out_dir / key
     pictures = [Path(f"{stem}.png"), *stem.parent.glob(f"{glob.escape(stem.name)}.page*.png")]

@@ -65,12 +65,11 @@ from typing import Protocol
 import pandas as pd
 
 from biomae import _annotate_files as files
-from biomae._annotate_files import OUTPUT_SUFFIXES, STATE_DIR, OutputError, UsageError
-from biomae.annotations import make_events, validate_events
+from biomae._annotate_files import STATE_DIR, OutputError, UsageError
+from biomae.annotations import make_events, output_suffixes, validate_events
 from biomae.audio import RECORDING_SUFFIXES
 
 __all__ = [
-    "OUTPUT_SUFFIXES",
     "STATE_DIR",
     "AnnotateConfig",
     "OutputError",
@@ -109,10 +108,11 @@ class AnnotateConfig:
 
     def __post_init__(self) -> None:
         self.formats = tuple(self.formats)
-        unknown = [f for f in self.formats if f not in OUTPUT_SUFFIXES]
+        writable = output_suffixes()
+        unknown = [f for f in self.formats if f not in writable]
         if unknown:
             raise ValueError(
-                f"unknown output format(s) {unknown}; choose from {', '.join(OUTPUT_SUFFIXES)}"
+                f"unknown output format(s) {unknown}; choose from {', '.join(writable)}"
             )
         if self.page_s <= 0:
             raise ValueError(f"page_s must be positive, got {self.page_s}")

@@ -41,11 +41,8 @@ def test_module_contract(name):
 
 def test_annotate_output_names_come_from_the_format_modules():
     """Stable names of `biomae annotate`'s per-recording tables (declared by each module)."""
-    from biomae.annotate import OUTPUT_SUFFIXES
-
     assert (
-        OUTPUT_SUFFIXES
-        == output_suffixes()
+        output_suffixes()
         == {
             "raven": ".selections.txt",
             "audacity": ".audacity.txt",

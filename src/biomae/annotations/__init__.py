@@ -48,10 +48,12 @@ FORMATS: dict[str, str] = {
 
 
 def format_module(name: str) -> ModuleType:
-    """The module that implements format ``name`` (a key of :data:`FORMATS`)."""
+    """The module that implements format ``name`` (a key of :data:`FORMATS`: a module of this
+    package, or a dotted path such as ``"my_package.my_format"`` for a format kept elsewhere)."""
     if name not in FORMATS:
         raise ValueError(f"unknown annotation format {name!r}; known: {', '.join(sorted(FORMATS))}")
-    return importlib.import_module(f"biomae.annotations.{FORMATS[name]}")
+    module = FORMATS[name]
+    return importlib.import_module(module if "." in module else f"biomae.annotations.{module}")
 
 
 def read_annotations(path: str | Path, fmt: str, **options):

@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm import tqdm
 
-    from biomae.annotate import OUTPUT_SUFFIXES, find_recordings
-    from biomae.annotations import read_annotations
+    from biomae.annotate import find_recordings
+    from biomae.annotations import format_module, read_annotations
     from biomae.embed import Embedder, write_embeddings
     from biomae.models.files import read_metadata
 
@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     for rec in bar:
         try:
             if args.events:
-                table = Path(args.events) / (rec.key + OUTPUT_SUFFIXES[args.events_format])
+                suffix = format_module(args.events_format).OUTPUT_SUFFIX
+                table = Path(args.events) / (rec.key + suffix)
                 tables.append(
                     embedder.embed_events(rec.path, read_annotations(table, args.events_format))
                 )
