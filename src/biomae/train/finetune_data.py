@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aif", ".aiff")
+from biomae.audio import AUDIO_SUFFIXES
 
 
 @dataclass(frozen=True)
