@@ -42,3 +42,13 @@ def test_annotating_with_a_model_imports_nothing_from_train(tiny_detect_model, e
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_command_line_imports_no_training_to_annotate():
+    code = (
+        "import sys; from biomae.cli import build_parser; build_parser(); "
+        "import biomae.commands.annotate, biomae.detectors.model; "
+        "print(sorted(m for m in sys.modules if m.startswith('biomae.train')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

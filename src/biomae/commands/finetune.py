@@ -21,8 +21,6 @@ import sys
 
 
 def add_parser(subparsers) -> None:
-    from biomae.train.tasks import TASKS
-
     parser = subparsers.add_parser(
         "finetune",
         help="fine-tune an encoder with a detection / classification / embedding head",
@@ -44,8 +42,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--task",
         default=None,
-        choices=list(TASKS),
-        help="the head to train (head.task; default: the config's, else detect)",
+        metavar="TASK",
+        help="the head to train: detect, classify, embed, or a task registered in "
+        "biomae.train.tasks.TASKS (head.task; default: the config's, else detect)",
     )
     parser.add_argument("--data", default=None, metavar="DIR", help="audio + Raven tables")
     parser.add_argument("--catalog", default=None, metavar="DIR", help="a biomae data catalog")
