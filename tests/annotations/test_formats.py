@@ -41,16 +41,13 @@ def test_module_contract(name):
 
 def test_annotate_output_names_come_from_the_format_modules():
     """Stable names of `biomae annotate`'s per-recording tables (declared by each module)."""
-    assert (
-        output_suffixes()
-        == {
-            "raven": ".selections.txt",
-            "audacity": ".audacity.txt",
-            "csv": ".events.csv",
-            "parquet": ".events.parquet",
-            "aoef": ".aoef.json",
-        }
-    )
+    assert output_suffixes() == {
+        "raven": ".selections.txt",
+        "audacity": ".audacity.txt",
+        "csv": ".events.csv",
+        "parquet": ".events.parquet",
+        "aoef": ".aoef.json",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(WRITABLE))
