@@ -263,7 +263,8 @@ class ReviewStore:
                 self.table.at[row["event_id"], column] = row[column]
         else:
             new = pd.DataFrame([row], index=[row["event_id"]])[list(self.table.columns)]
-            self.table = pd.concat([self.table, new.astype(self.table.dtypes.to_dict())])
+            table = pd.concat([self.table, new.astype(self.table.dtypes.to_dict())])
+            self.table = table.sort_values(["key", "start_s"], kind="stable")
         self._persist({"action": action} | {k: row[k] for k in REVIEW_COLUMNS})
         return _records(self.table.loc[[row["event_id"]]])[0]
 
