@@ -41,11 +41,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import secrets
     import socket
 
-    from biomae.review.results import export, summary
+    from biomae.review.results import export, summary, summary_text
     from biomae.review.store import ReviewError, ReviewStore
 
     try:
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"biomae review: {err}", file=sys.stderr)
         return 2
     if args.summary:
-        print(json.dumps(summary(store), indent=1))
+        print(summary_text(summary(store)))
         return 0
     if args.export:
         formats = [f.strip() for f in args.format.split(",") if f.strip()]

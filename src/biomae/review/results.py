@@ -57,6 +57,26 @@ def summary(store: ReviewStore) -> dict:
     return {"overall": row(detections, len(added)), "recordings": recordings, "labels": by_label}
 
 
+def summary_text(result: dict) -> str:
+    """:func:`summary` as an aligned text table (overall, per label, per recording)."""
+
+    def pct(x) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    lines = [f"{'':24s} {'events':>7s} {'reviewed':>8s} {'accepted':>8s} {'rejected':>8s} "
+             f"{'added':>6s}  precision [95% Wilson]"]  # fmt: skip
+    rows = [("all", result["overall"])]
+    rows += [(f"label {r['label']}", r) for r in result["labels"]]
+    rows += [(r["recording"], r) for r in result["recordings"]]
+    for name, r in rows:
+        lines.append(
+            f"{name[:24]:24s} {r['events']:7d} {r['reviewed']:8d} {r['accepted']:8d} "
+            f"{r['rejected']:8d} {r['added']:6d}  {pct(r['precision'])} "
+            f"[{pct(r['precision_low'])}, {pct(r['precision_high'])}]"
+        )
+    return "\n".join(lines)
+
+
 def current_events(store: ReviewStore, key: str, only_reviewed: bool = False) -> pd.DataFrame:
     """Recording ``key``'s events after review, as a canonical event table: rejected detections
     dropped, corrections applied, drawn calls added (``only_reviewed``: unreviewed ones dropped)."""
