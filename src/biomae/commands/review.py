@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    import biomae.features  # noqa: F401  (the spectrograms' torch import, before the first click)
+
     token = secrets.token_urlsafe(24)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", args.port))
