@@ -116,6 +116,9 @@ def test_a_bad_decision_is_refused_and_nothing_written(client, run_dir):
     response = client.post("/api/decide/data/example:0", json={"status": "maybe"})
     assert response.status_code == 400 and "accepted" in response.json()["error"]
     assert client.post("/api/decide/data/example:99", json={}).status_code == 404
+    response = client.post("/api/decide/data/example:0", json=["accepted"])
+    assert response.status_code == 400 and "JSON object" in response.json()["error"]
+    assert client.post("/api/add", content=b"{not json").status_code == 400
     assert not (run_dir / "review.csv").exists()
 
 

@@ -104,13 +104,19 @@ def create_app(store: ReviewStore, token: str) -> Starlette:
         row = _event(request)
         return Response(media.clip_wav(row, row["recording"]), media_type="audio/wav")
 
-    async def decide(request: Request) -> JSONResponse:
+    async def _body(request: Request) -> dict:
         body = await request.json()
+        if not isinstance(body, dict):
+            raise ReviewError("the request body must be a JSON object of fields")
+        return body
+
+    async def decide(request: Request) -> JSONResponse:
+        body = await _body(request)
         status = body.pop("status", None)
         return JSONResponse(store.decide(request.path_params["event_id"], status, **body))
 
     async def add(request: Request) -> JSONResponse:
-        body = await request.json()
+        body = await _body(request)
         return JSONResponse(store.add(str(body.pop("key", "")), **body))
 
     def undo(request: Request) -> JSONResponse:

@@ -170,7 +170,7 @@ class ReviewStore:
         return row | {"recording": self.recordings[row["key"]]}
 
     def labels(self) -> list[str]:
-        return sorted(set(self.table["label"]) | set(self.table["orig_label"]) - {""})
+        return sorted((set(self.table["label"]) | set(self.table["orig_label"])) - {""})
 
     # ------------------------------------------------------------------------------ writing
 

@@ -26,6 +26,7 @@ async function loadList(keepId) {
     max_score: $("f-max").value, label: $("f-label").value, recording: $("f-rec").value, reviewed: $("f-rev").value });
   const data = await api("api/events?" + q);
   state.rows = data.events;
+  state.total = data.total;
   $("count").textContent = `${data.total} events (${state.offset + 1}–${state.offset + data.events.length})`;
   const body = $("rows");
   body.replaceChildren();
@@ -41,6 +42,8 @@ async function loadList(keepId) {
 }
 
 async function select(i) {
+  if (i >= state.rows.length && state.offset + state.limit < state.total) return page(+1);
+  if (i < 0 && state.offset > 0) return page(-1, true);
   if (i < 0 || i >= state.rows.length) return;
   state.index = i;
   for (const tr of $("rows").rows) tr.classList.toggle("current", tr.dataset.id === state.rows[i].event_id);
@@ -190,7 +193,14 @@ $("relabel").onclick = relabel;
 $("undo").onclick = undo;
 $("draw").onclick = toggleDraw;
 for (const id of ["f-min", "f-max", "f-label", "f-rec", "f-rev"]) $(id).onchange = () => { state.offset = 0; loadList(); };
-$("prev-page").onclick = () => { state.offset = Math.max(0, state.offset - state.limit); loadList(); };
-$("next-page").onclick = () => { state.offset += state.limit; loadList(); };
+async function page(step, last = false) {
+  const offset = state.offset + step * state.limit;
+  if (offset < 0 || offset >= state.total) return;
+  state.offset = offset;
+  await loadList();
+  if (last) select(state.rows.length - 1);
+}
+$("prev-page").onclick = () => page(-1);
+$("next-page").onclick = () => page(+1);
 if (location.search.includes("token=")) history.replaceState(null, "", location.pathname);
 loadMeta().then(() => loadList());
