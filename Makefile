@@ -13,7 +13,7 @@ $(BIN)/python:
 # Installs the CPU build of torch only when no torch is importable (a GPU user's CUDA torch is kept).
 setup: $(BIN)/python
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_CPU)
-	$(BIN)/python -m pip install -q -e ".[dev,tensorboard]"
+	$(BIN)/python -m pip install -q -e ".[dev,tensorboard,review]"
 
 demo: setup
 	$(BIN)/biomae annotate src/biomae/data/example.flac --out demo_out --format raven,audacity,csv --plots --overwrite
@@ -37,7 +37,8 @@ lint: setup
 
 # The CPU benchmarks (bench_vs_birdnet needs bench/peers/setup_birdnet.sh first, bench_gpu_vit1b a
 # GPU, bench_pretrain_vs_scratch a starter run folder: run those by hand).
-CPU_BENCHES := bench_stream_memory bench_annotate bench_catalog bench_augment bench_models bench_pretrain
+CPU_BENCHES := bench_stream_memory bench_annotate bench_catalog bench_augment bench_models bench_pretrain \
+	bench_review
 bench: setup
 	@for f in $(CPU_BENCHES); do echo "== bench/$$f.py"; $(BIN)/python bench/$$f.py || exit 1; done
 

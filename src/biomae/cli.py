@@ -19,6 +19,7 @@ COMMANDS = (
     "pretrain",
     "finetune",
     "evaluate",
+    "review",
 )
 
 

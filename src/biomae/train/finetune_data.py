@@ -1,12 +1,15 @@
 """Labelled data for fine-tuning: recordings with their events, a train / validation split, and
 deterministic micro-batches of windows.
 
-Two sources give the same :class:`LabeledRecording` items: a folder of audio files, each with one
-Raven table beside it (:func:`find_labeled`), or the fully annotated recordings of a
-``biomae data`` catalog (:func:`catalog_labeled`). :func:`split_labeled` splits them by a stable
+Three sources give the same :class:`LabeledRecording` items: a folder of audio files, each with
+one Raven table beside it (:func:`find_labeled`), a ``biomae annotate`` folder reviewed with
+``biomae review`` (:func:`review_labeled`: its fully reviewed recordings, rejected detections as
+hard negatives), or the fully annotated recordings of a ``biomae data`` catalog
+(:func:`catalog_labeled`). :func:`split_labeled` splits them by a stable
 hash of each recording (or group of recordings sharing an individual), and
 :class:`LabeledWindows` draws training windows from one side, placed around events with
-probability ``positive_fraction``. Event times are seconds from the start of their recording.
+probability ``positive_fraction`` (and, in recordings with hard negatives, half the other windows
+around a rejected detection). Event times are seconds from the start of their recording.
 """
 
 from __future__ import annotations
@@ -33,11 +36,54 @@ class LabeledRecording:
     events: pd.DataFrame
     name: str
     individuals: frozenset[str] = frozenset()
+    negatives: tuple[tuple[float, float], ...] = ()  # (start_s, end_s) spans known to hold no call
+
+
+HARD_NEGATIVE_FRACTION = 0.5  # of the windows not placed on an event, when hard negatives exist
+
+
+def is_review_folder(data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` is the output folder of ``biomae annotate`` (reviewed or not)."""
+    root = Path(data_dir)
+    return all((root / name).is_file() for name in ("summary.csv", "events.parquet", "run.json"))
+
+
+def review_labeled(out_dir: str | Path) -> tuple[list[LabeledRecording], list[str]]:
+    """The fully reviewed recordings of a ``biomae annotate`` folder (every detection accepted,
+    corrected or rejected in ``biomae review``; see :mod:`biomae.review.results`): positives are
+    the accepted detections with their corrected boundaries and labels and the calls the reviewer
+    drew; rejected detections are hard negatives (``negatives``); the rest of a fully reviewed
+    recording holds no call. Recordings with an unreviewed detection are left out.
+
+    Returns:
+        ``(items, left_out)``: ``left_out`` names the recordings not fully reviewed.
+
+    Raises:
+        ValueError: no recording is fully reviewed yet.
+    """
+    from biomae.annotations import validate_events
+    from biomae.review.results import reviewed_recordings
+    from biomae.train.data import find_recordings
+
+    reviewed, left_out = reviewed_recordings(out_dir)
+    if not reviewed:
+        raise ValueError(
+            f"--data {out_dir}: no fully reviewed recording (every detection accepted or "
+            f"rejected) among {len(left_out)}; review some with `biomae review {out_dir}`"
+        )
+    items = []
+    for row, rec in zip(reviewed, find_recordings([r["path"] for r in reviewed]), strict=True):
+        validate_events(row["events"], duration_s=rec.duration_s, where=f"{out_dir}/review.csv")
+        negatives = tuple(zip(row["negatives"]["start_s"], row["negatives"]["end_s"], strict=True))
+        individuals = frozenset(row["events"]["individual"]) - {""}
+        items.append(LabeledRecording(rec, row["events"], row["key"], individuals, negatives))
+    return items, left_out
 
 
 def find_labeled(data_dir: str | Path) -> list[LabeledRecording]:
     """Every audio file under ``data_dir`` with its Raven table beside it
-    (``<stem>.selections.txt`` or ``<stem>.Table.1.selections.txt``; an empty table = no events).
+    (``<stem>.selections.txt`` or ``<stem>.Table.1.selections.txt``; an empty table = no events);
+    for a ``biomae annotate`` folder, its fully reviewed recordings (:func:`review_labeled`).
 
     Raises:
         FileNotFoundError: no audio under ``data_dir``, or an audio file without a table (named).
@@ -46,6 +92,15 @@ def find_labeled(data_dir: str | Path) -> list[LabeledRecording]:
     from biomae.train.data import find_recordings
 
     root = Path(data_dir)
+    if is_review_folder(root):
+        items, left_out = review_labeled(root)
+        if left_out:
+            print(
+                f"finetune: {len(left_out)} recording(s) of {root} not fully reviewed, left out, "
+                f"e.g. {left_out[0]}",
+                flush=True,
+            )
+        return items
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     if not paths:
         raise FileNotFoundError(f"--data {root}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
@@ -163,6 +218,7 @@ class LabeledWindows:
         self.positive_fraction = 1.0 if pairs else positive_fraction
         self.pairs = pairs
         self.events = [(i, r) for i, item in enumerate(items) for r in range(len(item.events))]
+        self.negatives = [(i, span) for i, item in enumerate(items) for span in item.negatives]
         if pairs and not self.events:
             raise ValueError("LabeledWindows: pairs of views need events; the split has none")
         durations = np.array([it.recording.duration_s for it in items])
@@ -190,7 +246,13 @@ class LabeledWindows:
                 event = self.events[int(rng.integers(len(self.events)))]
             else:
                 event = None
-            if event is None:
+            hard = None
+            if event is None and self.negatives and rng.random() < HARD_NEGATIVE_FRACTION:
+                hard = self.negatives[int(rng.integers(len(self.negatives)))]
+            if hard is not None:  # a rejected detection, centred: the model learns it is no call
+                item = self.items[hard[0]]
+                start_s = (hard[1][0] + hard[1][1]) / 2 - window_s / 2
+            elif event is None:
                 item = self.items[int(rng.choice(len(self.items), p=self.weights))]
                 # may run half a window past the end: padded windows are seen in training too
                 start_s = rng.uniform(0, max(0.0, item.recording.duration_s - window_s / 2))
