@@ -56,8 +56,8 @@ def _smoke_subset(files: pd.DataFrame, seed: int) -> pd.DataFrame:
 def stage_pretrain(files: pd.DataFrame, work: Path, args, cap_s: float) -> dict:
     import glob
 
-    from biomae.train.config import config_from_dict
     from biomae.train.pretrain import pretrain
+    from biomae.train.pretrain_config import config_from_dict
 
     raw = read_toml(REPO / "src" / "biomae" / "configs" / "starter_pretrain.toml")
     keep = files["use"].isin(["pretrain", "train"])

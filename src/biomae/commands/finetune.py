@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from biomae.train.common import CheckpointError
-    from biomae.train.config import ConfigError
     from biomae.train.config_values import toml_string
     from biomae.train.finetune import CHECKPOINT_NAME, finetune, load_config
+    from biomae.train.pretrain_config import ConfigError
 
     overrides = list(args.overrides)
     for flag, key in (

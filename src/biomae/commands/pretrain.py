@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
     from biomae import distributed
     from biomae.train.common import CheckpointError
-    from biomae.train.config import ConfigError, load_config
     from biomae.train.config_values import toml_string
     from biomae.train.pretrain import CHECKPOINT_NAME, ENCODER_NAME, pretrain
+    from biomae.train.pretrain_config import ConfigError, load_config
 
     overrides = list(args.overrides)
     if args.out is not None:

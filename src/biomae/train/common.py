@@ -195,7 +195,7 @@ def export_encoder(checkpoint: str | os.PathLike | dict, path: str | os.PathLike
         path: destination ``.safetensors`` file.
     """
     from biomae.models.files import ModelSpec, save_model
-    from biomae.train.config import config_from_dict
+    from biomae.train.pretrain_config import config_from_dict
 
     payload = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
     run_config = config_from_dict(json.loads(payload["config"]))

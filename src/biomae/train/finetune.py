@@ -38,7 +38,6 @@ import torch
 
 from biomae._io import atomic_path, atomic_write_text
 from biomae.devices import autocast, resolve_device
-from biomae.train.config import ConfigError
 from biomae.train.config_values import config_changes
 from biomae.train.finetune_config import (
     SECTIONS,
@@ -67,6 +66,7 @@ from biomae.train.finetune_model import (
     param_groups,
     save_finetuned,
 )
+from biomae.train.pretrain_config import ConfigError
 from biomae.train.tasks import (
     CALIBRATION_THRESHOLDS,
     TASKS,

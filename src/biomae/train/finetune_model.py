@@ -22,8 +22,8 @@ from torch import nn
 
 from biomae.models import files
 from biomae.models.files import FINETUNED_FORMAT, MODEL_FORMAT, ModelSpec, TaskModel
-from biomae.train.config import ConfigError
 from biomae.train.finetune_config import FinetuneConfig, config_from_dict, config_to_dict
+from biomae.train.pretrain_config import ConfigError
 from biomae.train.tasks import TASKS
 
 

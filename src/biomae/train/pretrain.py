@@ -40,13 +40,13 @@ from biomae._io import atomic_write_text
 from biomae.devices import autocast
 from biomae.features import FrontEnd
 from biomae.train import common, data, logs
-from biomae.train.config import (
+from biomae.train.config_values import config_changes
+from biomae.train.pretrain_config import (
     ConfigError,
     PretrainConfig,
     config_to_dict,
     config_to_json,
 )
-from biomae.train.config_values import config_changes
 
 CHECKPOINT_NAME = "checkpoint.pt"
 ENCODER_NAME = "encoder.safetensors"
