@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biomae._truncation import readable_frames
+from biomae.audio_truncation import readable_frames
 
 RESAMPLE_QUALITY = "HQ"  # soxr quality preset used by resample(), load() and stream()
 _CHUNK_FRAMES = 1 << 16  # frames read per call while streaming (at the source rate)
@@ -503,7 +503,7 @@ def save(
     """
     import soundfile
 
-    from biomae._io import atomic_path
+    from biomae.atomic_io import atomic_path
 
     p = Path(path)
     suffix = p.suffix.lower()

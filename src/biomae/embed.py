@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_path
+from biomae.atomic_io import atomic_path
 
 
 class Embedder:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_path
+from biomae.atomic_io import atomic_path
 
 
 def spectrogram_db(

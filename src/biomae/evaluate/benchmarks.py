@@ -59,7 +59,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae._io import atomic_open, atomic_write_text
+from biomae.atomic_io import atomic_open, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_ROOT = Path(os.environ.get("BIOMAE_SHARED_DATA", REPO.parent / "shared" / "data"))

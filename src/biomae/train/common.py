@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from biomae._io import atomic_path
+from biomae.atomic_io import atomic_path
 from biomae.models.files import ENCODER_FORMAT as ENCODER_FORMAT  # re-exported: older files
 from biomae.models.files import read_metadata as read_metadata  # re-exported
 

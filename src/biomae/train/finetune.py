@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from biomae._io import atomic_path, atomic_write_text
+from biomae.atomic_io import atomic_path, atomic_write_text
 from biomae.devices import autocast, resolve_device
 from biomae.train.config_values import config_changes
 from biomae.train.finetune_config import (

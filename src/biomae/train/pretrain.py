@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from biomae import distributed
-from biomae._io import atomic_write_text
+from biomae.atomic_io import atomic_write_text
 from biomae.devices import autocast
 from biomae.features import FrontEnd
 from biomae.train import common, data, logs

@@ -1,57 +1,9 @@
-"""``biomae annotate``: folders of recordings in, event tables (and pictures) out — resumably.
-
-For every recording found under the inputs (files, folders searched recursively, globs) a detector
-returns an event table, written in each chosen format under ``out_dir``.
-
-Output names (a recording's *key*) depend only on the recording and the input that reached it,
-never on which other inputs are given:
-
-- a folder input ``.../siteB`` names its files ``siteB/<path relative to the folder>``
-  (``siteB/2024/20240101_000000``), so ``siteA/x.flac`` and ``siteB/x.flac`` never collide,
-  and ``biomae annotate siteB`` and ``biomae annotate siteA siteB`` write ``siteB``'s outputs at
-  the same place;
-- a file input (or a glob's match) ``.../siteB/x.flac`` is named ``siteB/x``, as through its folder;
-- the suffix is dropped, unless another audio file with the same stem lies in the same folder:
-  ``rec.flac`` and ``rec.aiff`` side by side are ``siteB/rec.flac`` and ``siteB/rec.aiff``;
-- two different files that would still get one name (two inputs ``a/siteB`` and ``b/siteB``) stop
-  the run before it starts (exit code 2), naming both: annotate their parent folders instead.
-
-Beside the tables (``<key>.selections.txt``, ...):
-
-- ``run.json`` — the settings (detector parameters, formats, pictures) the results were made with,
-  the inputs and the biomae version. A rerun with other settings into a folder that holds results is
-  refused, listing each change (old -> new); ``overwrite=True`` (``--overwrite``) redoes every
-  recording. New inputs with the same settings are added to the run;
-- ``manifest.jsonl`` — one line per finished recording (done or error), appended as each ends,
-  keyed by the recording's resolved path, size and modification time: a rerun skips the recordings
-  done whose file is unchanged and whose outputs all exist, and redoes the others (a changed file
-  included); under ``torchrun`` each rank appends to its own ``manifest.rankN.jsonl``;
-- ``summary.csv`` — one row per recording: status, the detector that ran on it, events, duration,
-  sample rate, channels, a warning (a truncated file; pictures limited to ``max_pages``), seconds;
-- ``errors.csv`` — every recording that could not be read, with the reason (the run goes on);
-- ``events.csv`` / ``events.parquet`` — all events of the run in one canonical table.
-
-Guarantees: every file is written atomically (temporary file, then rename) and a recording's
-formats are written all or none, so an interrupted or killed run (Ctrl-C, kill -9) leaves no
-half-written table, the next run removes the temporary files a killed run left and resumes where
-it stopped, and each recording's events appear in ``events.csv`` exactly once. Events are clipped
-to the recording (an end rounded past it is set to its end, times to the microsecond, never past
-it); an event so cut is kept even when now shorter than the detector's minimum duration. A
-recording that fails (unreadable, or a format that cannot hold its events) is an error row with no
-outputs. An error while writing outputs (disk full) is not a recording's error: the run stops with
-:class:`OutputError` naming the path, keeping every recording already written.
-
-Data parallel over processes, GPUs and nodes: launched by ``torchrun`` (``WORLD_SIZE`` > 1), rank
-``r`` of ``W`` annotates recordings ``r, r + W, r + 2W, …`` of the sorted list (a disjoint share),
-then all ranks meet at a barrier (gloo) and rank 0 merges every rank's manifest into the run's
-summary and combined tables::
-
-    torchrun --nproc-per-node 4 -m biomae annotate recordings/ --out annotations/ --model M
-"""
+"""The annotation run of :func:`annotate` (the package docstring, :mod:`biomae.annotate`, says what
+it guarantees): find the recordings, skip those done, detect, write each one's outputs, then the
+run's tables."""
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import signal
@@ -60,35 +12,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import pandas as pd
 
-from biomae import _annotate_files as files
-from biomae._annotate_files import STATE_DIR, OutputError, UsageError
+from biomae.annotate import files
+from biomae.annotate.files import OutputError
+from biomae.annotate.recordings import Recording, find_recordings
 from biomae.annotations import make_events, output_suffixes, validate_events
-from biomae.audio import RECORDING_SUFFIXES
-
-__all__ = [
-    "STATE_DIR",
-    "AnnotateConfig",
-    "OutputError",
-    "Recording",
-    "UsageError",
-    "annotate",
-    "detector_name",
-    "find_recordings",
-]
-
-
-class Detector(Protocol):
-    """What ``annotate`` needs of a detector (the energy detector, or a trained model)."""
-
-    name: str
-
-    def params(self) -> dict: ...
-
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame: ...
+from biomae.detectors import Detector
 
 
 @dataclass
@@ -124,81 +55,6 @@ class AnnotateConfig:
             "page_s": self.page_s,
             "max_pages": self.max_pages,
         }
-
-
-@dataclass
-class Recording:
-    """An input recording and the key its outputs are written under (module docstring)."""
-
-    path: Path
-    key: str  # e.g. "site1/20240101_0500" (no suffix), stable and unique within a run
-    resolved: str = ""
-
-    def __post_init__(self) -> None:
-        self.resolved = self.resolved or str(self.path.resolve())
-
-
-def _key(file: Path, root: Path, stems: dict[Path, set[str]]) -> str:
-    """``<root folder's name>/<file relative to root>``, suffix kept only if a sibling shares the
-    stem."""
-    folder = file.parent
-    if folder not in stems:
-        seen: set[str] = set()
-        stems[folder] = clash = set()
-        for sibling in folder.iterdir():
-            if sibling.suffix.lower() in RECORDING_SUFFIXES:
-                (clash if sibling.stem in seen else seen).add(sibling.stem)
-    relative = file.relative_to(root)
-    if file.stem not in stems[folder]:
-        relative = relative.with_suffix("")
-    prefix = Path(os.path.abspath(root)).name
-    return (Path(prefix) / relative).as_posix() if prefix else relative.as_posix()
-
-
-def find_recordings(inputs: Iterable[str | os.PathLike]) -> list[Recording]:
-    """Expand files, folders (recursive) and globs into recordings with stable, unique keys.
-
-    Raises:
-        FileNotFoundError: an input matches nothing (names the input).
-        UsageError: a folder holds no audio, or two files would be written under one key.
-    """
-    found: list[tuple[Path, Path]] = []  # (file, the folder its key is relative to)
-    for item in inputs:
-        item = str(item)
-        path = Path(item)
-        if path.is_dir():
-            files_in = sorted(p for p in path.rglob("*") if p.suffix.lower() in RECORDING_SUFFIXES)
-            files_in = [p for p in files_in if p.is_file() and STATE_DIR not in p.parts]
-            if not files_in:
-                suffixes = " ".join(sorted(RECORDING_SUFFIXES))
-                raise UsageError(f"{item}: no audio files in this folder (looked for {suffixes})")
-            found.extend((p, path) for p in files_in)
-        elif path.is_file():
-            found.append((path, path.parent))
-        elif glob.has_magic(item):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-            found.extend((p, p.parent) for p in matches if p.is_file())
-            if not matches:
-                raise FileNotFoundError(f"{item}: no file matches this pattern")
-        else:
-            raise FileNotFoundError(f"{item}: no such file or folder")
-    recordings: list[Recording] = []
-    by_key: dict[str, Recording] = {}
-    resolved: set[str] = set()
-    stems: dict[Path, set[str]] = {}
-    for file, root in found:
-        rec = Recording(path=file, key=_key(file, root, stems))
-        if rec.resolved in resolved:  # the same file named twice (a folder and a glob, say)
-            continue
-        if rec.key in by_key:
-            raise UsageError(
-                f"{by_key[rec.key].path} and {file} would both be written as {rec.key!r}; "
-                "annotate their parent folders instead (or each into its own --out)"
-            )
-        resolved.add(rec.resolved)
-        by_key[rec.key] = rec
-        recordings.append(rec)
-    return recordings
 
 
 def detector_name(detector: Detector, path: str | Path) -> str:
