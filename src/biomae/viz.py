@@ -20,7 +20,7 @@ def spectrogram_db(
 ):
     """Power spectrogram in dB for display:
     ((n_bins, n_frames) array, frame times s, bin freqs Hz)."""
-    from biomae.features import power_spectrogram
+    from biomae.spectral import power_spectrogram
 
     hop = max(1, round(hop_s * sample_rate))
     n_fft = n_fft or int(2 ** math.ceil(math.log2(max(64, 4 * hop))))

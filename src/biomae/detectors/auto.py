@@ -37,7 +37,7 @@ def half_band_rate_hz(fmin_hz: float, fmax_hz: float, scale: str = "mel") -> flo
     ``[fmin_hz, fmax_hz]`` on its frequency ``scale`` ("mel" or "linear"): a recording sampled
     below it leaves more than half of the front end's bands empty."""
     if scale == "mel":
-        from biomae.features import hz_to_mel, mel_to_hz
+        from biomae.spectral import hz_to_mel, mel_to_hz
 
         middle = (float(hz_to_mel(fmin_hz)) + float(hz_to_mel(fmax_hz))) / 2
         middle_hz = float(mel_to_hz(middle))

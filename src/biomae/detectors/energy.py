@@ -175,7 +175,7 @@ class EnergyDetector:
 
 def _band_power(audio: np.ndarray, sample_rate: int, cfg: EnergyDetectorConfig):
     """Power spectrogram inside the band: (n_frames, n_bins) and the bins' frequencies in Hz."""
-    from biomae.features import power_spectrogram
+    from biomae.spectral import power_spectrogram
 
     n_fft = cfg.n_fft
     power = power_spectrogram(audio, n_fft, round(cfg.hop_s * sample_rate)).T  # (n_frames, F)

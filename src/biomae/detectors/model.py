@@ -283,7 +283,7 @@ def _power_spectrogram(
 ) -> tuple[np.ndarray, int, np.ndarray]:
     """``(F, T)`` linear power at ``hop_s`` frames with windows of ~1.6 hops (a power of two, at
     least 64), the hop in samples and the ``(F + 1,)`` bin edges in Hz."""
-    from biomae.features import power_spectrogram
+    from biomae.spectral import power_spectrogram
 
     hop = max(1, round(hop_s * rate))
     n_fft = int(2 ** math.ceil(math.log2(max(64, 1.6 * hop))))
