@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-# Options every detector applies the same way (biomae.detectors.postprocess), as
-# EnergyDetectorConfig / InferConfig field names; the command-line default None means "not given".
+# Options every detector applies the same way, as biomae.detectors.postprocess.PostProcess field
+# names (make_detector's ``shared``); the command-line default None means "not given".
 SHARED_OPTIONS = ("low_hz", "high_hz", "merge_gap_s", "min_duration_s", "label")
 ENERGY_OPTIONS = ("on_db", "off_db", "denoise")  # only with --detector energy
 MODEL_OPTIONS = (

@@ -86,12 +86,14 @@ def make_detector(
             model is installed), "energy", or "model" (``model`` on every recording).
         model: a model file (or ``starter``): run on every recording. Given with "auto" it means
             "model".
-        shared: post-processing every detector applies (``low_hz``, ``high_hz``,
+        shared: post-processing every detector applies: the fields of
+            :class:`biomae.detectors.postprocess.PostProcess` (``low_hz``, ``high_hz``,
             ``merge_gap_s``, ``min_duration_s``, ``label``).
-        model_options: :class:`biomae.detectors.model.InferConfig` fields (``overlap``,
-            ``batch_size``, ``device``, ``bf16``, ``num_workers``, ``time_expansion``,
-            ``threshold_on``, ``boxes`` …).
-        energy_options: :class:`biomae.detectors.energy.EnergyDetectorConfig` fields.
+        model_options: :class:`biomae.detectors.model.InferConfig` fields other than ``post``
+            (``overlap``, ``batch_size``, ``device``, ``bf16``, ``num_workers``,
+            ``time_expansion``, ``threshold_on``, ``boxes`` …).
+        energy_options: :class:`biomae.detectors.energy.EnergyDetectorConfig` fields other than
+            ``post``.
         birdnet_options: :class:`biomae.detectors.birdnet.BirdNETDetector` arguments
             (``threshold``); with "birdnet" only.
 
@@ -102,6 +104,7 @@ def make_detector(
         biomae.detectors.birdnet.BirdNETUnavailable: "birdnet" without its virtual environment.
     """
     from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+    from biomae.detectors.postprocess import PostProcess
 
     if detector == "birdnet":
         if model is not None or shared or model_options or energy_options:
@@ -124,7 +127,8 @@ def make_detector(
         raise ValueError(f"model options {sorted(model_options)} with the energy detector")
     if model is not None and energy_options:
         raise ValueError(f"energy options {sorted(energy_options)} with model {model}")
-    energy = EnergyDetector(EnergyDetectorConfig(**shared, **energy_options))
+    post = PostProcess(**shared)
+    energy = EnergyDetector(EnergyDetectorConfig(**energy_options, post=post))
     if detector == "energy":
         return energy
     name = "model"
@@ -136,7 +140,7 @@ def make_detector(
             return energy
     from biomae.detectors.model import InferConfig, ModelDetector
 
-    model_detector = ModelDetector(model, InferConfig(**model_options, **shared), name=name)
+    model_detector = ModelDetector(model, InferConfig(**model_options, post=post), name=name)
     if name == "model":
         return model_detector
     from biomae.detectors.auto import AutoDetector

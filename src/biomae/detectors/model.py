@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from biomae.annotations.schema import empty_events
+from biomae.detectors.postprocess import PostProcess
 from biomae.devices import bf16_is_fast, resolve_device
 from biomae.infer import Scorer, load_detection_model
 
@@ -49,8 +50,8 @@ class InferConfig:
             rumble vary too much for a noise floor (the energy detector's band starts there too).
         threshold_on: override of the model's decode threshold (None keeps the model's).
         num_workers: DataLoader worker processes decoding recordings (0: one background thread).
-        low_hz, high_hz, merge_gap_s, min_duration_s, label: the post-processing every detector
-            shares (:mod:`biomae.detectors.postprocess`), applied to the events with their boxes;
+        post: the post-processing every detector shares (:mod:`biomae.detectors.postprocess`:
+            band, merge gap, minimum duration, label), applied to the events with their boxes;
             None leaves a step out (merge gap and minimum duration: the model's own decode
             settings apply instead).
     """
@@ -65,17 +66,10 @@ class InferConfig:
     box_min_hz: float = 150.0
     threshold_on: float | None = None
     num_workers: int = 0
-    low_hz: float | None = None
-    high_hz: float | None = None
-    merge_gap_s: float | None = None
-    min_duration_s: float | None = None
-    label: str | None = None
+    post: PostProcess = field(default_factory=PostProcess)
 
     def __post_init__(self) -> None:
-        from biomae.detectors.postprocess import PostProcess
-
-        PostProcess(self.low_hz, self.high_hz, self.merge_gap_s, self.min_duration_s, self.label)
-        if not self.boxes and (self.low_hz is not None or self.high_hz is not None):
+        if not self.boxes and (self.post.low_hz is not None or self.post.high_hz is not None):
             raise ValueError("low_hz / high_hz keep events by their boxes: they need boxes=True")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
@@ -100,10 +94,6 @@ class ModelDetector:
     def __init__(
         self, model_path: str | Path, config: InferConfig | None = None, name: str = "model"
     ):
-        from dataclasses import replace
-
-        from biomae.detectors.postprocess import PostProcess
-
         self.name = name
         self.config = config or InferConfig()
         self.model_path = Path(model_path)
@@ -120,15 +110,9 @@ class ModelDetector:
         # a given merge gap / minimum duration replaces the model's own: the decoder then keeps
         # every run of frames and the shared post-processing applies the given value
         for name in ("merge_gap_s", "min_duration_s"):
-            if getattr(self.config, name) is not None:
+            if getattr(self.config.post, name) is not None:
                 self.decode_config = replace(self.decode_config, **{name: 0.0})
-        self.post = PostProcess(
-            low_hz=self.config.low_hz,
-            high_hz=self.config.high_hz,
-            merge_gap_s=self.config.merge_gap_s,
-            min_duration_s=self.config.min_duration_s,
-            label=self.config.label,
-        )
+        self.post = self.config.post
         self.labels = list(self.spec.labels) or ["call"]  # class-agnostic: "call"
         self.scorer = Scorer(
             self.model,
@@ -150,6 +134,8 @@ class ModelDetector:
         return self.name
 
     def params(self) -> dict:
+        settings = asdict(self.config)  # flat: post's fields beside the others, as in run.json
+        post = settings.pop("post")
         return {
             "detector": self.name,
             "model": str(self.model_path),
@@ -157,7 +143,8 @@ class ModelDetector:
             "window_s": self.window_samples / self.sample_rate,
             "labels": self.labels,
             "decode": asdict(self.decode_config),
-            **asdict(self.config),
+            **settings,
+            **post,
             "bf16": self.bf16,
         }
 
