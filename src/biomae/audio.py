@@ -171,9 +171,10 @@ def info(path: str | os.PathLike) -> AudioInfo:
     )
 
 
-def _info_warned(path: str | os.PathLike) -> AudioInfo:
-    """:func:`info`, emitting a :class:`TruncatedAudioWarning` for a file cut short."""
-    meta = info(path)
+def _info_warned(path: str | os.PathLike, meta: AudioInfo | None = None) -> AudioInfo:
+    """:func:`info` (or ``meta``, the header already read), emitting a
+    :class:`TruncatedAudioWarning` for a file cut short."""
+    meta = info(path) if meta is None else meta
     if meta.warning:
         warnings.warn(f"{meta.path}: {meta.warning}", TruncatedAudioWarning, stacklevel=3)
     return meta
@@ -260,6 +261,7 @@ def load(
     channel: int | None = None,
     start_s: float = 0.0,
     duration_s: float | None = None,
+    info: AudioInfo | None = None,
 ) -> tuple[np.ndarray, int]:
     """Decode a recording (or a span of it) to float32 mono.
 
@@ -272,6 +274,8 @@ def load(
             decoder seeks there rather than decoding everything before it.
         duration_s: span length in seconds (``round(duration_s * file_rate)`` samples at the file
             rate); None reads to the end.
+        info: the recording's header as :func:`info` read it, when the caller has it already (a
+            run reads each recording's header once); None reads it here.
 
     Returns:
         ``(audio, rate)``: ``audio`` (n_samples,) float32 and its sample rate in Hz. Of a truncated
@@ -281,7 +285,7 @@ def load(
         AudioError: everything :func:`info` rejects, decoding errors and short reads (corrupt
             data), NaN/Inf samples, channel out of range, a span outside the readable recording.
     """
-    meta = _info_warned(path)
+    meta = _info_warned(path, info)
     _check_channel(meta, channel)
     _check_rate(meta.path, sample_rate)
     start, n_frames = _span(meta, start_s, duration_s)
@@ -389,6 +393,7 @@ def stream(
     hop_s: float | None = None,
     sample_rate: int | None = None,
     channel: int | None = None,
+    info: AudioInfo | None = None,
 ) -> Iterator[Block]:
     """Yield fixed-length, possibly overlapping blocks of a recording of any length.
 
@@ -408,6 +413,8 @@ def stream(
         hop_s: distance between block starts in seconds, ``0 < hop_s <= block_s``; None = block_s.
         sample_rate: output rate in Hz; None keeps the file's.
         channel: 0-based channel to pick; None mixes all channels down (mean).
+        info: the recording's header as :func:`info` read it, when the caller has it already;
+            None reads it here.
 
     Yields:
         :class:`Block` with ``audio`` (n,) float32 and ``start_sample`` at the output rate.
@@ -415,7 +422,7 @@ def stream(
     Raises:
         AudioError: as :func:`load`, raised when the bad part is reached (header problems at once).
     """
-    meta = _info_warned(path)
+    meta = _info_warned(path, info)
     _check_channel(meta, channel)
     _check_rate(meta.path, sample_rate)
     hop_s = block_s if hop_s is None else hop_s

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from biomae import audio as audio_io
 from biomae.annotate import files
 from biomae.annotate.files import OutputError
 from biomae.annotate.recordings import Recording, find_recordings
 from biomae.annotations import make_events, output_suffixes, validate_events
-from biomae.detectors import Detector
+from biomae.audio import AudioInfo
+from biomae.detectors import Detector, complete
 
 
 @dataclass
@@ -57,14 +59,13 @@ class AnnotateConfig:
         }
 
 
-def detector_name(detector: Detector, path: str | Path) -> str:
-    """The detector that runs on ``path``: ``detector.name_for(path)`` where it routes files."""
-    if hasattr(detector, "name_for"):
-        try:
-            return str(detector.name_for(path))
-        except Exception:  # an unreadable file: reported as the recording's error
-            pass
-    return str(detector.name)
+def detector_name(detector: Detector, path: str | Path, info: AudioInfo | None = None) -> str:
+    """The detector that runs on ``path`` (its header ``info``, when read already):
+    ``detector.name_for(path)`` where it routes files, else its name."""
+    try:
+        return str(complete(detector).name_for(path, info))
+    except Exception:  # an unreadable file: reported as the recording's error
+        return str(detector.name)
 
 
 class _Interrupts:
@@ -115,9 +116,9 @@ def annotate(
 
 
 def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupts) -> pd.DataFrame:
-    from biomae import audio as audio_io
-    from biomae import distributed
+    from biomae import distributed  # imports torch: `import biomae.annotate` stays without it
 
+    detector = complete(detector)  # info arguments, name_for, detect_many: checked once
     inputs = [str(i) for i in inputs]
     files.check_out_dir(out_dir)
     recordings = find_recordings(inputs)
@@ -126,10 +127,10 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
     earlier_inputs = (
         [] if config.overwrite else files.check_settings(out_dir, settings, bool(manifest))
     )
-    info = distributed.init(device="cpu")  # gloo: annotate only needs a barrier between ranks
-    main_rank = info.rank == 0
+    world = distributed.init(device="cpu")  # gloo: annotate only needs a barrier between ranks
+    main_rank = world.rank == 0
     manifest_path = out_dir / (
-        "manifest.jsonl" if info.world_size == 1 else f"manifest.rank{info.rank}.jsonl"
+        "manifest.jsonl" if world.world_size == 1 else f"manifest.rank{world.rank}.jsonl"
     )
     if config.overwrite:
         manifest = {}
@@ -140,26 +141,30 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
             for old in out_dir.glob("manifest*.jsonl"):
                 old.unlink()
         all_inputs = earlier_inputs + [i for i in inputs if i not in earlier_inputs]
-        files.write_run_json(out_dir, all_inputs, settings, len(recordings), info.world_size)
+        files.write_run_json(out_dir, all_inputs, settings, len(recordings), world.world_size)
     distributed.barrier()
 
     todo, entries = [], {}
-    for rec in recordings[info.rank :: info.world_size]:
+    for rec in recordings[world.rank :: world.world_size]:
         entry = manifest.get(rec.resolved)
         if _is_done(entry, rec, out_dir, config):
             entries[rec.resolved] = entry | {"skipped": True}
         else:
             todo.append(rec)
 
-    progress = _progress(todo, audio_io, enabled=config.progress and main_rank)
-    if hasattr(detector, "detect_many"):  # a model: windows of many recordings share batches
-        detections = (result for _, result in detector.detect_many([r.path for r in todo]))
-    else:
-        detections = (None for _ in todo)
+    headers = read_headers(todo)  # each recording's header, read once for the whole run
+    progress = _progress(todo, headers, enabled=config.progress and main_rank)
+    readable = [rec for rec in todo if isinstance(headers[rec.resolved], AudioInfo)]
+    # a model's windows of many recordings share batches; other detectors go one by one
+    detections = detector.detect_many(
+        [rec.path for rec in readable], [headers[rec.resolved] for rec in readable]
+    )
     try:
-        for rec, detected in zip(todo, detections, strict=True):
+        for rec in todo:
             interrupts.check()
-            entry = _annotate_one(rec, out_dir, detector, config, audio_io, detected)
+            header = headers[rec.resolved]
+            detected = next(detections)[1] if isinstance(header, AudioInfo) else header
+            entry = _annotate_one(rec, out_dir, detector, config, header, detected)
             files.append_manifest(manifest_path, entry)
             entries[rec.resolved] = entry | {"skipped": False}
             progress.update(entry.get("duration_s") or 0.0)
@@ -172,7 +177,7 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
         detections.close()  # stops a model's decoding thread / workers
         progress.close()
     interrupts.check()
-    if info.world_size == 1:
+    if world.world_size == 1:
         return files.write_run_tables(out_dir, [entries[r.resolved] for r in recordings])
     distributed.barrier()  # every rank's manifest is complete
     if main_rank:
@@ -209,11 +214,30 @@ def fit_to_recording(events: pd.DataFrame, duration_s: float) -> pd.DataFrame:
     return events.assign(start_s=start_s.where(start_s <= end_s, end_s), end_s=end_s)
 
 
+def read_headers(recordings: Iterable[Recording]) -> dict[str, AudioInfo | Exception]:
+    """Each recording's header (:func:`biomae.audio.info`), or the error that stopped reading
+    it, by resolved path: read once per run, then handed to the detector, the pictures and the
+    summary."""
+    headers: dict[str, AudioInfo | Exception] = {}
+    for rec in recordings:
+        try:
+            headers[rec.resolved] = audio_io.info(rec.path)
+        except Exception as err:  # the recording's error, reported when its turn comes
+            headers[rec.resolved] = err
+    return headers
+
+
 def _annotate_one(
-    rec: Recording, out_dir: Path, detector: Detector, config, audio_io, detected=None
+    rec: Recording,
+    out_dir: Path,
+    detector: Detector,
+    config,
+    header: AudioInfo | Exception,
+    detected,
 ) -> dict:
-    """Detect (unless ``detected`` holds the events, or the exception, already) and write one
-    recording; a recording's failure becomes an ``error`` entry with no outputs. An output that
+    """Write one recording of header ``header`` (or the error reading it) whose detection gave
+    ``detected`` (its events, or the exception); a recording's failure becomes an ``error`` entry
+    with no outputs. An output that
     cannot be written raises :class:`OutputError`; KeyboardInterrupt stops the run, leaving only
     whole files behind."""
     started = time.perf_counter()
@@ -225,7 +249,9 @@ def _annotate_one(
         "size": stat.st_size if stat else None,
         "mtime_ns": stat.st_mtime_ns if stat else None,
         "status": "error",
-        "detector": detector_name(detector, rec.path),
+        "detector": detector_name(
+            detector, rec.path, header if isinstance(header, AudioInfo) else None
+        ),
         "n_events": 0,
         "duration_s": None,
         "sample_rate": None,
@@ -234,7 +260,9 @@ def _annotate_one(
         "error": "",
     }
     try:
-        info = audio_io.info(rec.path)
+        if isinstance(header, Exception):
+            raise header
+        info = header
         entry.update(
             duration_s=info.duration_s,
             sample_rate=info.sample_rate,
@@ -243,7 +271,7 @@ def _annotate_one(
         )
         if isinstance(detected, Exception):
             raise detected
-        events = detector.detect_file(rec.path, str(rec.path)) if detected is None else detected
+        events = detected
         events = make_events(events)
         validate_events(
             events,
@@ -280,6 +308,7 @@ def _plot(rec: Recording, events, out_dir: Path, config, name: str, info) -> str
             page_s=config.page_s,
             title=f"{rec.path.name} — {len(events)} events ({name})",
             max_pages=config.max_pages,
+            info=info,
         )
     if config.max_pages is not None and n_pages > config.max_pages:
         drawn_s = config.max_pages * config.page_s
@@ -298,20 +327,15 @@ class _NoProgress:
     def close(self) -> None: ...
 
 
-def _progress(todo: list[Recording], audio_io, enabled: bool):
+def _progress(todo: list[Recording], headers: dict, enabled: bool):
     """A tqdm bar over seconds of audio (ETA by audio duration, not by file count)."""
     if not enabled or not todo:
         return _NoProgress()
     from tqdm.auto import tqdm
 
-    total_s = 0.0
-    for rec in todo:
-        try:
-            total_s += audio_io.info(rec.path).duration_s
-        except Exception:
-            pass  # reported when the file's turn comes
+    headers = [headers[rec.resolved] for rec in todo]
     return tqdm(
-        total=total_s,
+        total=sum(h.duration_s for h in headers if isinstance(h, AudioInfo)),
         unit="s audio",
         desc="annotate",
         dynamic_ncols=True,

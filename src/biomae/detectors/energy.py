@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biomae import audio as audio_io
 from biomae.annotations.schema import concat_events, empty_events, make_events
+from biomae.audio import AudioInfo
 from biomae.decode import hysteresis_segments, narrowest_band
 from biomae.detectors.postprocess import PostProcess
 
@@ -129,7 +131,7 @@ class EnergyDetector:
     def params(self) -> dict:
         return {"detector": self.name, **self.config.params()}
 
-    def name_for(self, path: str | Path) -> str:
+    def name_for(self, path: str | Path, info: AudioInfo | None = None) -> str:
         """The detector that annotates ``path``: this one, whatever the recording."""
         return self.name
 
@@ -141,11 +143,12 @@ class EnergyDetector:
         segments = _segments_in_block(audio, sample_rate, 0, 0, n_frames, cfg)
         return _finish(segments, sample_rate, hop, cfg, recording, len(audio))
 
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
-        """Events in the recording at ``path``, streamed block by block (bounded memory)."""
-        from biomae import audio as audio_io
-
-        info = audio_io.info(path)
+    def detect_file(
+        self, path: str | Path, recording: str | None = None, info: AudioInfo | None = None
+    ) -> pd.DataFrame:
+        """Events in the recording at ``path``, streamed block by block (bounded memory);
+        ``info``: its header, when read already."""
+        info = audio_io.info(path) if info is None else info
         sample_rate = info.sample_rate
         cfg = self.config.resolved(sample_rate)
         hop = round(cfg.hop_s * sample_rate)
@@ -162,7 +165,10 @@ class EnergyDetector:
             start_sample = first * hop
             n_samples = min(info.n_samples, last * hop) - start_sample
             block, _ = audio_io.load(
-                path, start_s=start_sample / sample_rate, duration_s=n_samples / sample_rate
+                path,
+                start_s=start_sample / sample_rate,
+                duration_s=n_samples / sample_rate,
+                info=info,
             )
             segments.extend(
                 _segments_in_block(

@@ -20,17 +20,21 @@ do; times are mapped back to real seconds and frequencies to real Hz in the outp
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from biomae import audio as audio_io
 from biomae.annotations.schema import empty_events
+from biomae.audio import AudioInfo
+from biomae.decode import decode_events, frequency_box
 from biomae.detectors.postprocess import PostProcess
 from biomae.devices import bf16_is_fast, resolve_device
 from biomae.infer import Scorer, load_detection_model
+from biomae.spectral import power_spectrogram
 
 
 @dataclass
@@ -129,7 +133,7 @@ class ModelDetector:
         self.window_samples = self.scorer.window_samples
         self.front_end = self.scorer.front_end
 
-    def name_for(self, path: str | Path) -> str:
+    def name_for(self, path: str | Path, info: AudioInfo | None = None) -> str:
         """The detector that annotates ``path``: this model, whatever the recording."""
         return self.name
 
@@ -148,30 +152,40 @@ class ModelDetector:
             "bf16": self.bf16,
         }
 
-    def frame_scores(self, path: str | Path) -> tuple[np.ndarray, float, int]:
+    def frame_scores(
+        self, path: str | Path, info: AudioInfo | None = None
+    ) -> tuple[np.ndarray, float, int]:
         """Averaged frame probabilities ``(n_frames, C * len(outputs))`` of a whole recording, the
         frame hop in real seconds, and the stream's sample rate (:meth:`Scorer.frame_scores`)."""
-        return self.scorer.frame_scores(path)
+        return self.scorer.frame_scores(path, info)
 
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
-        """Events in the recording at ``path`` (real seconds and Hz)."""
-        return self._events(path, self.frame_scores(path), recording)
+    def detect_file(
+        self, path: str | Path, recording: str | None = None, info: AudioInfo | None = None
+    ) -> pd.DataFrame:
+        """Events in the recording at ``path`` (real seconds and Hz); ``info``: its header, when
+        read already."""
+        info = audio_io.info(path) if info is None else info
+        return self._events(path, self.frame_scores(path, info), recording, info)
 
-    def detect_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, object]]:
+    def detect_many(
+        self, paths: Iterable[str | Path], infos: Sequence[AudioInfo | None] | None = None
+    ) -> Iterator[tuple[str | Path, object]]:
         """``(path, events)`` per recording in input order, windows of consecutive recordings
-        sharing batches; ``(path, exception)`` for a recording that failed."""
-        for path, result in self.scorer.frame_scores_many(paths):
+        sharing batches; ``(path, exception)`` for a recording that failed. ``infos``: each
+        path's header (or None), when read already."""
+        paths = list(paths)
+        infos = [None] * len(paths) if infos is None else list(infos)
+        scored = self.scorer.frame_scores_many(paths, infos)
+        for info, (path, result) in zip(infos, scored, strict=True):
             if isinstance(result, Exception):
                 yield path, result
                 continue
             try:
-                yield path, self._events(path, result, None)
+                yield path, self._events(path, result, None, info)
             except Exception as err:
                 yield path, err
 
-    def _events(self, path, result, recording: str | None) -> pd.DataFrame:
-        from biomae.decode import decode_events
-
+    def _events(self, path, result, recording: str | None, info: AudioInfo | None):
         scores, frame_hop_s, _ = result
         channels = self.scorer.split(scores)
         events = decode_events(
@@ -186,10 +200,8 @@ class ModelDetector:
         )
         if not len(events):
             return empty_events()
-        from biomae import audio as audio_io
-
         # the last frame may reach past the last sample: events end where the recording ends
-        info = audio_io.info(path)
+        info = audio_io.info(path) if info is None else info
         events["end_s"] = events["end_s"].clip(upper=info.duration_s)
         # frame arithmetic in floats: round to the microsecond (0.94, not 0.9400000000000001)
         events[["start_s", "end_s"]] = events[["start_s", "end_s"]].round(6)
@@ -205,9 +217,6 @@ class ModelDetector:
         ``box_context_s`` around it (the noise floor). Events close together share one read and
         one spectrogram of at most ``BOX_SPAN_S`` seconds, so memory stays bounded and a busy
         recording is not decoded once per event."""
-        from biomae import audio as audio_io
-        from biomae.decode import frequency_box
-
         context_s, fraction = self.config.box_context_s, self.decode_config.energy_fraction
         lo_s = np.maximum(0.0, starts_s - context_s)
         hi_s = np.minimum(info.duration_s, ends_s + context_s)
@@ -221,7 +230,9 @@ class ModelDetector:
             while j < len(order) and max(group_hi, hi_s[order[j]]) - group_lo <= BOX_SPAN_S:
                 group_hi = max(group_hi, hi_s[order[j]])
                 j += 1
-            audio, rate = audio_io.load(path, start_s=group_lo, duration_s=group_hi - group_lo)
+            audio, rate = audio_io.load(
+                path, start_s=group_lo, duration_s=group_hi - group_lo, info=info
+            )
             power, hop, edges_hz = _power_spectrogram(audio, rate, hop_s)  # (F, T)
             low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
             low_bin = min(low_bin, power.shape[0] - 1)
@@ -270,8 +281,6 @@ def _power_spectrogram(
 ) -> tuple[np.ndarray, int, np.ndarray]:
     """``(F, T)`` linear power at ``hop_s`` frames with windows of ~1.6 hops (a power of two, at
     least 64), the hop in samples and the ``(F + 1,)`` bin edges in Hz."""
-    from biomae.spectral import power_spectrogram
-
     hop = max(1, round(hop_s * rate))
     n_fft = int(2 ** math.ceil(math.log2(max(64, 1.6 * hop))))
     power = power_spectrogram(audio, n_fft, hop)  # (F, T)
