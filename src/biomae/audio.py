@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biomae.atomic_io import atomic_path
 from biomae.audio_truncation import readable_frames
 
 RESAMPLE_QUALITY = "HQ"  # soxr quality preset used by resample(), load() and stream()
@@ -509,8 +510,6 @@ def save(
             format's default.
     """
     import soundfile
-
-    from biomae.atomic_io import atomic_path
 
     p = Path(path)
     suffix = p.suffix.lower()

@@ -37,7 +37,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from torch.utils.data import IterableDataset
 
+from biomae import audio as audio_io
 from biomae.devices import autocast
+from biomae.features import FrontEnd
+from biomae.models.files import load_model, resolve_model_path
 
 if TYPE_CHECKING:
     from biomae.audio import AudioInfo
@@ -91,8 +94,6 @@ def load_detection_model(path: str | Path, device):
     """
     from safetensors import SafetensorError
 
-    from biomae.models.files import load_model, resolve_model_path
-
     path = resolve_model_path(path)
     expected = "give a .safetensors model written by biomae finetune --task detect"
     if not path.is_file():
@@ -136,7 +137,6 @@ class Scorer:
         time_expansion: float = 1.0,
         num_workers: int = 0,
     ):
-        from biomae.features import FrontEnd
 
         self.model, self.spec, self.device, self.bf16 = model, spec, device, bf16
         self.batch_size, self.time_expansion, self.num_workers = (
@@ -286,8 +286,6 @@ class WindowReader(IterableDataset):
 
     def __iter__(self):
         from torch.utils.data import get_worker_info
-
-        from biomae import audio as audio_io
 
         worker = get_worker_info()
         share, n_shares = (worker.id, worker.num_workers) if worker is not None else (0, 1)

@@ -297,6 +297,7 @@ def _annotate_one(
 
 def _plot(rec: Recording, events, out_dir: Path, config, name: str, info) -> str | None:
     """Pictures of one recording; returns a note when ``max_pages`` left pages undrawn."""
+    # torch: imported when used, so that `import biomae.annotate.run` stays without it
     from biomae.viz import plot_recording_pages
 
     n_pages = max(1, math.ceil(info.duration_s / config.page_s))

@@ -189,6 +189,7 @@ def build_detector(args: argparse.Namespace):
     none is installed (:func:`biomae.detectors.make_detector` makes it). Shared options go to
     whichever runs; energy options need ``--detector energy``, model options a model.
     """
+    # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.detectors import make_detector
 
     def given(names) -> dict:
@@ -228,6 +229,7 @@ def build_detector(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.annotate import AnnotateConfig, OutputError, annotate
 
     try:

@@ -66,6 +66,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # torch: imported when used, so that `biomae --help` stays without it
     from biomae.train.common import CheckpointError
     from biomae.train.config_values import toml_string
     from biomae.train.finetune import CHECKPOINT_NAME, finetune, load_config

@@ -47,6 +47,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # torch: imported when used, so that `biomae --help` stays without it
     from biomae import distributed
     from biomae.train.common import CheckpointError
     from biomae.train.config_values import toml_string

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from biomae.atomic_io import atomic_open
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from biomae.atomic_io import atomic_open
+    # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.embed import Embedder, read_embeddings, search
     from biomae.models.files import read_metadata
 

@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+from biomae.detectors.postprocess import PostProcess
+
 if TYPE_CHECKING:
     from biomae.audio import AudioInfo
 
@@ -176,8 +179,6 @@ def make_detector(
         FileNotFoundError: the model file is not there.
         biomae.detectors.birdnet.BirdNETUnavailable: "birdnet" without its virtual environment.
     """
-    from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
-    from biomae.detectors.postprocess import PostProcess
 
     if detector == "birdnet":
         if model is not None or shared or model_options or energy_options:
@@ -211,11 +212,13 @@ def make_detector(
         model, name = default_model(), "starter-model"
         if model is None:  # no starter model installed: the energy detector everywhere
             return energy
+    # torch: imported when used, so that `import biomae.detectors` stays without it
     from biomae.detectors.model import InferConfig, ModelDetector
 
     model_detector = ModelDetector(model, InferConfig(**model_options, post=post), name=name)
     if name == "model":
         return model_detector
+    # torch: imported when used, so that `import biomae.detectors` stays without it
     from biomae.detectors.auto import AutoDetector
 
     return AutoDetector(model_detector, energy)

@@ -181,6 +181,7 @@ class EnergyDetector:
 
 def _band_power(audio: np.ndarray, sample_rate: int, cfg: EnergyDetectorConfig):
     """Power spectrogram inside the band: (n_frames, n_bins) and the bins' frequencies in Hz."""
+    # torch: imported when used, so that `import biomae.detectors.energy` stays without it
     from biomae.spectral import power_spectrogram
 
     n_fft = cfg.n_fft

@@ -25,6 +25,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from biomae import configs
+
 
 class ConfigError(ValueError):
     """A config file or override names an unknown key or holds an invalid value."""
@@ -180,7 +182,6 @@ def resolve_config(value: str | Path, kind: str) -> Path:
     Raises:
         ConfigError: neither a file nor a preset (the message lists the presets).
     """
-    from biomae import configs
 
     try:
         return configs.resolve(value, kind)
