@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from biomae.atomic_io import atomic_open
-
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -28,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    # pandas: imported when used, so that `biomae --help` stays without it
+    # imported when used (pandas, tempfile): `biomae --help` imports only the parsers
+    from biomae.atomic_io import atomic_open
     from biomae.embed import Embedder, read_embeddings, search
     from biomae.models.files import read_metadata
 
