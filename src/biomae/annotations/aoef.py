@@ -37,7 +37,7 @@ from typing import Literal
 
 import pandas as pd
 
-from biomae.annotations._common import finish_events, read_text
+from biomae.annotations.format_helpers import finish_events, read_text
 from biomae.annotations.schema import EventTableError, validate_events
 from biomae.atomic_io import atomic_write_text
 

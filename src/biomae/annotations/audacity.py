@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import (
+from biomae.annotations.format_helpers import (
     finish_events,
     format_float,
     parse_float,

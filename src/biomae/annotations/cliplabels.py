@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import csv_records, finish_events, parse_float, read_text
+from biomae.annotations.format_helpers import csv_records, finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
 from biomae.audio import AUDIO_SUFFIXES, info
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import (
+from biomae.annotations.format_helpers import (
     csv_records,
     finish_events,
     format_float,

@@ -36,7 +36,7 @@ from typing import Literal
 
 import pandas as pd
 
-from biomae.annotations._common import (
+from biomae.annotations.format_helpers import (
     finish_events,
     format_float,
     parse_float,

@@ -25,7 +25,7 @@ from typing import Literal
 
 import pandas as pd
 
-from biomae.annotations._common import finish_events, format_float, parse_float, read_text
+from biomae.annotations.format_helpers import finish_events, format_float, parse_float, read_text
 from biomae.annotations.schema import (
     EVENT_COLUMNS,
     FLOAT_COLUMNS,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae.annotations._common import finish_events, read_text, sanitise_strings
+from biomae.annotations.format_helpers import finish_events, read_text, sanitise_strings
 from biomae.annotations.schema import validate_events
 from biomae.atomic_io import atomic_write_text
 
