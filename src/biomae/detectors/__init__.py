@@ -125,6 +125,8 @@ def complete(detector) -> Detector:
     """``detector`` itself when it has the whole :class:`Detector` protocol (``info`` arguments
     included), else a wrapper that calls what it has (``detect_file`` one by one where it has no
     ``detect_many``; its ``name`` where it has no ``name_for``)."""
+    if isinstance(detector, _Completed):
+        return detector
     name_for = getattr(detector, "name_for", None)
     many = getattr(detector, "detect_many", None)
     whole = (
