@@ -23,8 +23,8 @@ from biomae.features import FrontEnd
 from biomae.models.mae import MAE
 from biomae.models.presets import count_params, flops_per_second_of_audio, get_preset
 from biomae.train import common, data
-from biomae.train.config import PretrainConfig
 from biomae.train.pretrain import mask_generator
+from biomae.train.pretrain_config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "audio"

@@ -56,8 +56,8 @@ def _smoke_subset(files: pd.DataFrame, seed: int) -> pd.DataFrame:
 def stage_pretrain(files: pd.DataFrame, work: Path, args, cap_s: float) -> dict:
     import glob
 
-    from biomae.train.config import config_from_dict
     from biomae.train.pretrain import pretrain
+    from biomae.train.pretrain_config import config_from_dict
 
     raw = read_toml(REPO / "src" / "biomae" / "configs" / "starter_pretrain.toml")
     keep = files["use"].isin(["pretrain", "train"])
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     timings = state["timings_s"]
 
     def save() -> None:
-        from biomae._io import atomic_write_text
+        from biomae.atomic_io import atomic_write_text
 
         atomic_write_text(state_path, json.dumps(state, indent=2, default=str) + "\n")
 
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "size": _size(args.out / "starter.safetensors"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     }
-    from biomae._io import atomic_write_text
+    from biomae.atomic_io import atomic_write_text
 
     atomic_write_text(args.out / "MODEL_CARD.md", recipe.model_card(info))
     atomic_write_text(args.out / "run.json", json.dumps(info, indent=2, default=str) + "\n")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from biomae import _annotate_files
 from biomae.annotate import AnnotateConfig, annotate
+from biomae.annotate import files as _annotate_files
 from biomae.annotations import make_events, read_annotations
 from biomae.cli import main
 from biomae.detectors.energy import EnergyDetector

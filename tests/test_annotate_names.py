@@ -129,7 +129,7 @@ def test_format_change_is_a_settings_change(sites, tmp_path):
 
 
 def test_speed_only_model_settings_are_not_settings_changes():
-    from biomae._annotate_files import settings_changes
+    from biomae.annotate.files import settings_changes
 
     old = {"detector": {"below": {"batch_size": 16, "num_workers": 0, "threshold_on": 0.9}}}
     new = {"detector": {"below": {"batch_size": 64, "num_workers": 4, "threshold_on": 0.9}}}

@@ -148,3 +148,38 @@ def test_help_and_progress_switch(tone, tmp_path):
     for switch in ("--no-progress", "--quiet"):
         out = tmp_path / switch
         assert main(["annotate", str(tone), "--out", str(out), "--detector", "energy", switch]) == 0
+
+
+# run.json's energy detector settings as biomae wrote them before the five shared options became
+# one PostProcess (flat keys): a rerun into such a folder must still see the same settings.
+FLAT_ENERGY_PARAMS = {
+    "detector": "energy",
+    "low_hz": None,
+    "high_hz": None,
+    "hop_s": None,
+    "n_fft": None,
+    "on_db": 8.0,
+    "off_db": 4.0,
+    "noise_window_s": 10.0,
+    "noise_quantile": 0.25,
+    "min_duration_s": 0.05,
+    "merge_gap_s": None,
+    "max_duration_s": None,
+    "box_quantile": 0.05,
+    "block_s": 120.0,
+    "label": "call",
+    "denoise": False,
+}
+
+
+def test_a_rerun_into_a_folder_with_the_flat_settings_of_earlier_versions_resumes(
+    tone, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    energy = ["--detector", "energy", "--min-duration-s", "0.05"]
+    assert _annotate(tone, out, *energy) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["detector"] == FLAT_ENERGY_PARAMS  # plain, flat data
+    capsys.readouterr()
+    assert _annotate(tone, out, *energy) == 0
+    assert "(1 already done)" in capsys.readouterr().out

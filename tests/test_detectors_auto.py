@@ -80,7 +80,7 @@ def test_the_ultrasonic_threshold_is_the_same_for_routing_and_energy_settings(
     for rate, to_energy in ((96_000, False), (100_000, False), (100_800, True), (192_000, True)):
         path = _write(tmp_path / f"r{rate}.wav", rate, seconds=1.2)
         assert auto.name_for(path) == ("energy" if to_energy else "model"), rate
-        ultrasonic = EnergyDetectorConfig().resolved(rate).low_hz == 15_000.0
+        ultrasonic = EnergyDetectorConfig().resolved(rate).post.low_hz == 15_000.0
         assert ultrasonic == to_energy, rate
 
 

@@ -10,6 +10,7 @@ import soundfile as sf
 
 from biomae.annotations import validate_events
 from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+from biomae.detectors.postprocess import PostProcess
 
 
 def _calls(sample_rate, duration_s, calls, noise=0.003, seed=0):
@@ -51,15 +52,15 @@ def test_silence_and_stationary_noise_give_no_events():
 def test_min_duration_and_merge_gap():
     calls = [(1.0, 1.01, 4000, 0.1), (2.0, 2.2, 4000, 0.1), (2.23, 2.4, 4000, 0.1)]
     audio = _calls(32000, 4.0, calls)
-    events = EnergyDetector(EnergyDetectorConfig(min_duration_s=0.05, merge_gap_s=0.05)).detect(
-        audio, 32000
-    )
+    events = EnergyDetector(
+        EnergyDetectorConfig(post=PostProcess(min_duration_s=0.05, merge_gap_s=0.05))
+    ).detect(audio, 32000)
     assert len(events) == 1  # the 10-ms blip is dropped, the two halves merged
     assert events.iloc[0]["start_s"] == pytest.approx(2.0, abs=0.02)
     assert events.iloc[0]["end_s"] == pytest.approx(2.4, abs=0.02)
-    apart = EnergyDetector(EnergyDetectorConfig(min_duration_s=0.05, merge_gap_s=0.0)).detect(
-        audio, 32000
-    )
+    apart = EnergyDetector(
+        EnergyDetectorConfig(post=PostProcess(min_duration_s=0.05, merge_gap_s=0.0))
+    ).detect(audio, 32000)
     assert len(apart) == 2
 
 
@@ -84,7 +85,9 @@ def test_any_sample_rate(sample_rate):
 
 def test_band_outside_nyquist_is_an_error():
     with pytest.raises(ValueError, match="Nyquist"):
-        EnergyDetector(EnergyDetectorConfig(low_hz=20000)).detect(np.zeros(100, np.float32), 8000)
+        EnergyDetector(EnergyDetectorConfig(post=PostProcess(low_hz=20000))).detect(
+            np.zeros(100, np.float32), 8000
+        )
     with pytest.raises(ValueError, match="off_db"):
         EnergyDetectorConfig(on_db=3, off_db=6)
 

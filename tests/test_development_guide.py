@@ -18,7 +18,7 @@ TOY_FORMAT = '''
 """A toy format: one line per event, "start end label"."""
 from pathlib import Path
 
-from biomae._io import atomic_open
+from biomae.atomic_io import atomic_open
 from biomae.annotations.schema import make_events
 
 SUFFIX = ".toy"

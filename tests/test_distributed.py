@@ -27,7 +27,7 @@ import torch
 
 from biomae import distributed
 from biomae.train import common, pretrain
-from biomae.train.config import load_config
+from biomae.train.pretrain_config import load_config
 
 RATE = 16000
 TOLERANCE = 1e-5  # on the loss

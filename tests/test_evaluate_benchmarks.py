@@ -213,17 +213,17 @@ def test_cli_hands_over_to_the_suites(tmp_path, capsys):
 
 
 def test_evaluate_makes_its_detectors_with_the_cli_factory(monkeypatch, tiny_detect_model):
-    import biomae.detectors
+    from biomae.evaluate import benchmarks
     from biomae.evaluate.benchmarks import load_detector
 
     calls = []
-    real = biomae.detectors.make_detector
+    real = benchmarks.make_detector  # biomae.detectors.make_detector, imported at the top
 
     def spy(*args, **kwargs):
         calls.append((args, kwargs))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(biomae.detectors, "make_detector", spy)
+    monkeypatch.setattr(benchmarks, "make_detector", spy)
     assert load_detector("energy").name == "energy"
     assert load_detector(str(tiny_detect_model)).name == "model"
     assert [c[0][0] for c in calls] == ["energy", "model"]

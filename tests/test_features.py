@@ -8,12 +8,8 @@ import torch
 
 librosa = pytest.importorskip("librosa")
 
-from biomae.features import (  # noqa: E402
-    Spectrogram,
-    SpectrogramConfig,
-    mel_filterbank,
-    pcen_smoothing_coefficient,
-)
+from biomae.features import Spectrogram, SpectrogramConfig  # noqa: E402
+from biomae.spectral import mel_filterbank, pcen_smoothing_coefficient  # noqa: E402
 
 
 def noise(n_samples: int, seed: int = 0) -> np.ndarray:
@@ -210,7 +206,7 @@ def test_cuda_matches_cpu():
 
 
 def test_power_spectrogram_matches_librosa_and_takes_short_audio():
-    from biomae.features import power_spectrogram
+    from biomae.spectral import power_spectrogram
 
     audio = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
     got = power_spectrogram(audio, 256, 100)  # (129, 41)

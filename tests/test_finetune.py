@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from biomae.annotations import make_events, write_annotations
-from biomae.train.config import ConfigError
 from biomae.train.finetune import (
     LabeledWindows,
     build_model,
@@ -21,6 +20,7 @@ from biomae.train.finetune import (
     param_groups,
     split_labeled,
 )
+from biomae.train.pretrain_config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000

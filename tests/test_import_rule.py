@@ -52,3 +52,15 @@ def test_the_command_line_imports_no_training_to_annotate():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_building_the_command_line_imports_no_heavy_library():
+    """``biomae --help`` stays quick: building the parser imports neither torch nor matplotlib,
+    duckdb or pandas (each command imports what it needs when it runs)."""
+    code = (
+        "import sys, biomae.cli; biomae.cli.build_parser(); "
+        "heavy = ('torch', 'matplotlib', 'duckdb', 'pandas'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -13,6 +13,7 @@ import torch
 from biomae.annotations import validate_events
 from biomae.cli import main
 from biomae.detectors.model import InferConfig, ModelDetector
+from biomae.detectors.postprocess import PostProcess
 
 
 @pytest.fixture(scope="module")
@@ -280,13 +281,15 @@ def test_shared_options_apply_to_the_model_events(tiny_detect_model, recording):
     """--label / --min-duration-s reach the model's events through the shared post-processing,
     and a given minimum duration replaces the model's decode setting rather than adding to it."""
     base = dict(threshold_on=0.0, bf16=False)
-    events = ModelDetector(tiny_detect_model, InferConfig(**base, label="bird")).detect_file(
-        recording
-    )
+    events = ModelDetector(
+        tiny_detect_model, InferConfig(**base, post=PostProcess(label="bird"))
+    ).detect_file(recording)
     assert len(events) == 1 and set(events["label"]) == {"bird"}
-    longer = InferConfig(**base, min_duration_s=6.0)  # the recording lasts 5 s
+    longer = InferConfig(**base, post=PostProcess(min_duration_s=6.0))  # the recording lasts 5 s
     assert len(ModelDetector(tiny_detect_model, longer).detect_file(recording)) == 0
-    detector = ModelDetector(tiny_detect_model, InferConfig(**base, min_duration_s=0.01))
+    detector = ModelDetector(
+        tiny_detect_model, InferConfig(**base, post=PostProcess(min_duration_s=0.01))
+    )
     assert detector.decode_config.min_duration_s == 0.0 and detector.post.min_duration_s == 0.01
     with pytest.raises(ValueError, match="high_hz"):
-        InferConfig(low_hz=5000, high_hz=1000)
+        InferConfig(post=PostProcess(low_hz=5000, high_hz=1000))

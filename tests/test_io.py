@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from biomae._io import atomic_open, atomic_write_text
+from biomae.atomic_io import atomic_open, atomic_write_text
 
 
 def test_atomic_write_replaces_whole_file_with_usual_permissions(tmp_path):

@@ -15,7 +15,7 @@ from biomae import distributed
 from biomae.models.mae import MAE
 from biomae.models.presets import get_preset
 from biomae.train import common
-from biomae.train.config import PretrainConfig, config_to_json
+from biomae.train.pretrain_config import PretrainConfig, config_to_json
 
 LR, WARMUP, MAX_STEPS, MIN_LR = 1e-3, 10, 100, 1e-5
 

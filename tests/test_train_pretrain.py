@@ -14,7 +14,7 @@ import torch
 from biomae import features
 from biomae.cli import main
 from biomae.train import common, pretrain
-from biomae.train.config import load_config
+from biomae.train.pretrain_config import load_config
 
 RATE = 16000
 

@@ -12,8 +12,8 @@ import torch
 from test_finetune import small_config, synth_soundscapes
 from torch import nn
 
-from biomae.train.config import ConfigError
 from biomae.train.finetune import config_from_dict, finetune, load_finetuned
+from biomae.train.pretrain_config import ConfigError
 from biomae.train.tasks import TASKS, DetectTask, Task
 
 REPO = Path(__file__).resolve().parents[1]

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biomae._truncation import readable_frames
+from biomae.atomic_io import atomic_path
+from biomae.audio_truncation import readable_frames
 
 RESAMPLE_QUALITY = "HQ"  # soxr quality preset used by resample(), load() and stream()
 _CHUNK_FRAMES = 1 << 16  # frames read per call while streaming (at the source rate)
@@ -171,9 +172,10 @@ def info(path: str | os.PathLike) -> AudioInfo:
     )
 
 
-def _info_warned(path: str | os.PathLike) -> AudioInfo:
-    """:func:`info`, emitting a :class:`TruncatedAudioWarning` for a file cut short."""
-    meta = info(path)
+def _info_warned(path: str | os.PathLike, meta: AudioInfo | None = None) -> AudioInfo:
+    """:func:`info` (or ``meta``, the header already read), emitting a
+    :class:`TruncatedAudioWarning` for a file cut short."""
+    meta = info(path) if meta is None else meta
     if meta.warning:
         warnings.warn(f"{meta.path}: {meta.warning}", TruncatedAudioWarning, stacklevel=3)
     return meta
@@ -260,6 +262,7 @@ def load(
     channel: int | None = None,
     start_s: float = 0.0,
     duration_s: float | None = None,
+    info: AudioInfo | None = None,
 ) -> tuple[np.ndarray, int]:
     """Decode a recording (or a span of it) to float32 mono.
 
@@ -272,6 +275,8 @@ def load(
             decoder seeks there rather than decoding everything before it.
         duration_s: span length in seconds (``round(duration_s * file_rate)`` samples at the file
             rate); None reads to the end.
+        info: the recording's header as :func:`info` read it, when the caller has it already (a
+            run reads each recording's header once); None reads it here.
 
     Returns:
         ``(audio, rate)``: ``audio`` (n_samples,) float32 and its sample rate in Hz. Of a truncated
@@ -281,7 +286,7 @@ def load(
         AudioError: everything :func:`info` rejects, decoding errors and short reads (corrupt
             data), NaN/Inf samples, channel out of range, a span outside the readable recording.
     """
-    meta = _info_warned(path)
+    meta = _info_warned(path, info)
     _check_channel(meta, channel)
     _check_rate(meta.path, sample_rate)
     start, n_frames = _span(meta, start_s, duration_s)
@@ -389,6 +394,7 @@ def stream(
     hop_s: float | None = None,
     sample_rate: int | None = None,
     channel: int | None = None,
+    info: AudioInfo | None = None,
 ) -> Iterator[Block]:
     """Yield fixed-length, possibly overlapping blocks of a recording of any length.
 
@@ -408,6 +414,8 @@ def stream(
         hop_s: distance between block starts in seconds, ``0 < hop_s <= block_s``; None = block_s.
         sample_rate: output rate in Hz; None keeps the file's.
         channel: 0-based channel to pick; None mixes all channels down (mean).
+        info: the recording's header as :func:`info` read it, when the caller has it already;
+            None reads it here.
 
     Yields:
         :class:`Block` with ``audio`` (n,) float32 and ``start_sample`` at the output rate.
@@ -415,7 +423,7 @@ def stream(
     Raises:
         AudioError: as :func:`load`, raised when the bad part is reached (header problems at once).
     """
-    meta = _info_warned(path)
+    meta = _info_warned(path, info)
     _check_channel(meta, channel)
     _check_rate(meta.path, sample_rate)
     hop_s = block_s if hop_s is None else hop_s
@@ -502,8 +510,6 @@ def save(
             format's default.
     """
     import soundfile
-
-    from biomae._io import atomic_path
 
     p = Path(path)
     suffix = p.suffix.lower()

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_path
+from biomae import audio as audio_io
+from biomae.atomic_io import atomic_path
 
 
 class Embedder:
@@ -36,6 +37,7 @@ class Embedder:
         batch_size: int = 16,
         window_s: float | None = None,
     ):
+        # torch: imported when used, so that `import biomae.embed` stays without it
         from biomae.devices import resolve_device
         from biomae.features import FrontEnd
         from biomae.models.files import load_encoder
@@ -57,6 +59,7 @@ class Embedder:
         """Encoder tokens of a batch of windows (B, n_samples) → (B, grid_f, grid_t, D)."""
         import torch
 
+        # torch: imported when used, so that `import biomae.embed` stays without it
         from biomae.models.heads import tokens_to_grid
 
         with torch.no_grad():
@@ -71,7 +74,6 @@ class Embedder:
 
     def embed_windows(self, path: str | Path, hop_s: float | None = None) -> pd.DataFrame:
         """One embedding per window of the recording (windows every ``hop_s``, default a window)."""
-        from biomae import audio as audio_io
 
         window = round(self.window_s * self.sample_rate)
         rows, batch, spans = [], [], []
@@ -109,7 +111,6 @@ class Embedder:
 
     def embed_events(self, path: str | Path, events: pd.DataFrame) -> pd.DataFrame:
         """One embedding per event: a window centred on it, pooled over the patches it overlaps."""
-        from biomae import audio as audio_io
 
         info = audio_io.info(path)
         rows = []

@@ -30,16 +30,20 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from torch.utils.data import IterableDataset
 
+from biomae import audio as audio_io
 from biomae.devices import autocast
+from biomae.features import FrontEnd
+from biomae.models.files import load_model, resolve_model_path
 
 if TYPE_CHECKING:
+    from biomae.audio import AudioInfo
     from biomae.models.files import ModelSpec
 
 
@@ -90,8 +94,6 @@ def load_detection_model(path: str | Path, device):
     """
     from safetensors import SafetensorError
 
-    from biomae.models.files import load_model, resolve_model_path
-
     path = resolve_model_path(path)
     expected = "give a .safetensors model written by biomae finetune --task detect"
     if not path.is_file():
@@ -135,7 +137,6 @@ class Scorer:
         time_expansion: float = 1.0,
         num_workers: int = 0,
     ):
-        from biomae.features import FrontEnd
 
         self.model, self.spec, self.device, self.bf16 = model, spec, device, bf16
         self.batch_size, self.time_expansion, self.num_workers = (
@@ -157,18 +158,24 @@ class Scorer:
         """``{output: (n_frames, C)}`` of the side-by-side ``(n_frames, C * len(outputs))``."""
         return dict(zip(self.outputs, np.split(scores, len(self.outputs), axis=1), strict=True))
 
-    def frame_scores(self, path: str | Path) -> tuple[np.ndarray, float, int]:
+    def frame_scores(
+        self, path: str | Path, info: AudioInfo | None = None
+    ) -> tuple[np.ndarray, float, int]:
         """Averaged frame probabilities ``(n_frames, C)`` of a whole recording, the frame hop in
-        real seconds, and the stream's sample rate (real-time samples per second)."""
-        [(_, result)] = list(self.frame_scores_many([path]))
+        real seconds, and the stream's sample rate (real-time samples per second). ``info``: the
+        recording's header (:func:`biomae.audio.info`) when read already."""
+        [(_, result)] = list(self.frame_scores_many([path], [info]))
         if isinstance(result, Exception):
             raise result
         return result
 
-    def frame_scores_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, object]]:
+    def frame_scores_many(
+        self, paths: Iterable[str | Path], infos: Sequence[AudioInfo | None] | None = None
+    ) -> Iterator[tuple[str | Path, object]]:
         """``(path, (scores, frame_hop_s, stream_rate))`` for each recording, in order, with windows
         of consecutive recordings sharing batches (many short files fill batches too). A recording
-        that fails to decode yields ``(path, exception)`` and the others go on."""
+        that fails to decode yields ``(path, exception)`` and the others go on. ``infos``: each
+        path's header (or None: read when its turn comes), when read already."""
         import torch
 
         open_recordings: dict[int, _Scores] = {}  # by input index, until all its windows ran
@@ -197,7 +204,7 @@ class Scorer:
                 yield finished.pop(next_out)
                 next_out += 1
 
-        for index, path, item in self._decoded(paths):
+        for index, path, item in self._decoded(paths, infos):
             if isinstance(item, _Open):
                 open_recordings[index] = _Scores(path, self.n_channels, *item)
             elif isinstance(item, Exception):
@@ -215,7 +222,7 @@ class Scorer:
             flush()
         yield from ready()
 
-    def _decoded(self, paths) -> Iterator:
+    def _decoded(self, paths, infos=None) -> Iterator:
         """The :class:`WindowReader` items of ``paths``, decoded ahead in a background thread or,
         with ``num_workers``, in DataLoader worker processes that each take every
         ``num_workers``-th recording (items of different recordings then interleave, which
@@ -226,6 +233,7 @@ class Scorer:
             self.window_samples,
             self.hop_samples,
             self.frame_hop_samples,
+            infos,
         )
         if self.num_workers == 0:
             return prefetch(iter(reader))
@@ -257,11 +265,15 @@ class WindowReader(IterableDataset):
     reads only the recordings whose index falls to that worker.
 
     A short last window is padded by looping its own audio (silence would skew the per-window
-    normalisation and read as a call or a gap).
+    normalisation and read as a call or a gap). ``infos``: each path's header (or None), when
+    read already.
     """
 
-    def __init__(self, paths, stream_rate, window_samples, hop_samples, frame_hop_samples):
+    def __init__(
+        self, paths, stream_rate, window_samples, hop_samples, frame_hop_samples, infos=None
+    ):
         self.paths, self.stream_rate = paths, stream_rate
+        self.infos = [None] * len(paths) if infos is None else list(infos)
         self.window_samples, self.hop_samples = window_samples, hop_samples
         self.frame_hop_samples = frame_hop_samples
 
@@ -275,16 +287,14 @@ class WindowReader(IterableDataset):
     def __iter__(self):
         from torch.utils.data import get_worker_info
 
-        from biomae import audio as audio_io
-
         worker = get_worker_info()
         share, n_shares = (worker.id, worker.num_workers) if worker is not None else (0, 1)
         rate = self.stream_rate
-        for index, path in enumerate(self.paths):
+        for index, (path, info) in enumerate(zip(self.paths, self.infos, strict=True)):
             if index % n_shares != share:
                 continue
             try:
-                info = audio_io.info(path)
+                info = audio_io.info(path) if info is None else info
                 n_stream = math.ceil(info.n_samples * rate / info.sample_rate)
                 n_frames = max(1, math.ceil(n_stream / self.frame_hop_samples))
                 yield index, path, _Open(n_frames, self.frame_hop_samples / rate, rate)
@@ -293,6 +303,7 @@ class WindowReader(IterableDataset):
                     block_s=self.window_samples / rate,
                     hop_s=self.hop_samples / rate,
                     sample_rate=rate if rate != info.sample_rate else None,
+                    info=info,
                 )
                 for block in blocks:
                     yield index, path, (block.start_sample, self.fill(block.audio))

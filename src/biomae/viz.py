@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_path
+from biomae import audio as audio_io
+from biomae.atomic_io import atomic_path
+from biomae.audio import AudioInfo
+from biomae.spectral import power_spectrogram
 
 
 def spectrogram_db(
@@ -20,8 +23,6 @@ def spectrogram_db(
 ):
     """Power spectrogram in dB for display:
     ((n_bins, n_frames) array, frame times s, bin freqs Hz)."""
-    from biomae.features import power_spectrogram
-
     hop = max(1, round(hop_s * sample_rate))
     n_fft = n_fft or int(2 ** math.ceil(math.log2(max(64, 4 * hop))))
     power_db = 10 * np.log10(power_spectrogram(audio, n_fft, hop) + 1e-12)  # (n_bins, n_frames)
@@ -183,6 +184,7 @@ def plot_recording_pages(
     page_s: float = 30.0,
     title: str = "",
     max_pages: int | None = None,
+    info: AudioInfo | None = None,
 ) -> list[Path]:
     """Pictures of a whole recording, one PNG per page of ``page_s`` seconds (read page by page);
     with ``max_pages``, only the first ``max_pages`` pages (``biomae annotate`` says so in the
@@ -191,10 +193,9 @@ def plot_recording_pages(
     Events are numbered 1..n over the whole recording in start order, so page numbers match the
     table.
     Files: ``{out_stem}.png`` for a single page, else ``{out_stem}.page001.png`` …
+    ``info``: the recording's header (:func:`biomae.audio.info`) when read already.
     """
-    from biomae import audio as audio_io
-
-    info = audio_io.info(path)
+    info = audio_io.info(path) if info is None else info
     events = events.sort_values("start_s", kind="stable")
     numbers = list(range(1, len(events) + 1))
     n_pages = max(1, math.ceil(info.duration_s / page_s))
@@ -205,7 +206,10 @@ def plot_recording_pages(
         start_sample = round(page * page_s * info.sample_rate)
         n_samples = min(info.n_samples - start_sample, round(page_s * info.sample_rate))
         audio, sample_rate = audio_io.load(
-            path, start_s=start_sample / info.sample_rate, duration_s=n_samples / info.sample_rate
+            path,
+            start_s=start_sample / info.sample_rate,
+            duration_s=n_samples / info.sample_rate,
+            info=info,
         )
         offset_s = start_sample / sample_rate
         on_page = (events["end_s"] >= offset_s) & (

@@ -16,7 +16,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from biomae.annotations._common import lenient_reading
+from biomae.annotations.format_helpers import lenient_reading
 from biomae.annotations.schema import (
     EVENT_COLUMNS,
     Event,

@@ -37,9 +37,9 @@ from typing import Literal
 
 import pandas as pd
 
-from biomae._io import atomic_write_text
-from biomae.annotations._common import finish_events, read_text
+from biomae.annotations.format_helpers import finish_events, read_text
 from biomae.annotations.schema import EventTableError, validate_events
+from biomae.atomic_io import atomic_write_text
 
 SUFFIX = ".aoef.json"
 OUTPUT_SUFFIX = SUFFIX  # ending of `biomae annotate`'s per-recording table

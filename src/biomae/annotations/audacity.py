@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae._io import atomic_open
-from biomae.annotations._common import (
+from biomae.annotations.format_helpers import (
     finish_events,
     format_float,
     parse_float,
@@ -27,6 +26,7 @@ from biomae.annotations._common import (
     sanitise_strings,
 )
 from biomae.annotations.schema import validate_events
+from biomae.atomic_io import atomic_open
 
 SUFFIX = ".labels.txt"
 OUTPUT_SUFFIX = ".audacity.txt"  # ending of `biomae annotate`'s per-recording table

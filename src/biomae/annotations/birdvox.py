@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import csv_records, finish_events, parse_float, read_text
+from biomae.annotations.format_helpers import csv_records, finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
 
 DEFAULT_WIDTH_S = 0.15

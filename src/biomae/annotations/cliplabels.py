@@ -25,17 +25,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import csv_records, finish_events, parse_float, read_text
+from biomae.annotations.format_helpers import csv_records, finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
-from biomae.audio import AUDIO_SUFFIXES
+from biomae.audio import AUDIO_SUFFIXES, info
 
 FILE_COLUMNS = ("filename", "file", "path", "recording", "fname")
 LABEL_COLUMNS = ("category", "label", "class", "species", "primary_label")
 
 
 def _duration(path: Path) -> float:
-    from biomae.audio import info
-
     return info(path).duration_s
 
 

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae._io import atomic_open
-from biomae.annotations._common import (
+from biomae.annotations.format_helpers import (
     csv_records,
     finish_events,
     format_float,
@@ -33,6 +32,7 @@ from biomae.annotations._common import (
     read_text,
 )
 from biomae.annotations.schema import EventTableError, validate_events
+from biomae.atomic_io import atomic_open
 
 SUFFIX = ".csv"
 FIXED = ("Audiofilename", "Starttime", "Endtime")

@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 
 import pandas as pd
 
-from biomae.annotations._common import finish_events, parse_float, read_text
+from biomae.annotations.format_helpers import finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
 
 DEFAULT_SAMPLE_RATE = 32000

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_path
-from biomae.annotations._common import finish_events
+from biomae.annotations.format_helpers import finish_events
 from biomae.annotations.schema import EventTableError, validate_events
+from biomae.atomic_io import atomic_path
 
 SUFFIX = ".not.mat"
 WRITE_OPTIONS = ("sample_rate",)  # header facts annotate passes to write()

@@ -36,8 +36,7 @@ from typing import Literal
 
 import pandas as pd
 
-from biomae._io import atomic_open
-from biomae.annotations._common import (
+from biomae.annotations.format_helpers import (
     finish_events,
     format_float,
     parse_float,
@@ -45,6 +44,7 @@ from biomae.annotations._common import (
     sanitise_strings,
 )
 from biomae.annotations.schema import EventTableError, concat_events, validate_events
+from biomae.atomic_io import atomic_open
 
 SUFFIX = ".selections.txt"
 OUTPUT_SUFFIX = SUFFIX  # ending of `biomae annotate`'s per-recording table

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations._common import csv_records, finish_events, parse_float, read_text
+from biomae.annotations.format_helpers import csv_records, finish_events, parse_float, read_text
 from biomae.annotations.schema import EventTableError
 
 COLUMNS = ("recording_id", "species_id", "songtype_id", "t_min", "f_min", "t_max", "f_max")

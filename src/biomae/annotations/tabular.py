@@ -25,14 +25,14 @@ from typing import Literal
 
 import pandas as pd
 
-from biomae._io import atomic_open
-from biomae.annotations._common import finish_events, format_float, parse_float, read_text
+from biomae.annotations.format_helpers import finish_events, format_float, parse_float, read_text
 from biomae.annotations.schema import (
     EVENT_COLUMNS,
     FLOAT_COLUMNS,
     EventTableError,
     validate_events,
 )
+from biomae.atomic_io import atomic_open
 
 SUFFIX = ".csv"
 OUTPUT_SUFFIX = ".events.csv"  # ending of `biomae annotate`'s per-recording table

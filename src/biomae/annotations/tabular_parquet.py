@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae._io import atomic_path
-from biomae.annotations._common import finish_events
+from biomae.annotations.format_helpers import finish_events
 from biomae.annotations.schema import EVENT_COLUMNS, EventTableError, validate_events
+from biomae.atomic_io import atomic_path
 
 SUFFIX = ".parquet"
 OUTPUT_SUFFIX = ".events.parquet"  # ending of `biomae annotate`'s per-recording table

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae._io import atomic_open
-from biomae.annotations._common import finish_events, format_float, read_text
+from biomae.annotations.format_helpers import finish_events, format_float, read_text
 from biomae.annotations.schema import EventTableError, validate_events
+from biomae.atomic_io import atomic_open
 
 SUFFIX = ".TextGrid"
 WRITE_OPTIONS = ("duration_s",)  # header facts annotate passes to write()

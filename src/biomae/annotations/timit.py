@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_write_text
-from biomae.annotations._common import finish_events, read_text, sanitise_strings
+from biomae.annotations.format_helpers import finish_events, read_text, sanitise_strings
 from biomae.annotations.schema import validate_events
+from biomae.atomic_io import atomic_write_text
 
 SUFFIX = ".phn"
 WRITE_OPTIONS = ("sample_rate",)  # header facts annotate passes to write()

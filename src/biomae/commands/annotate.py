@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-# Options every detector applies the same way (biomae.detectors.postprocess), as
-# EnergyDetectorConfig / InferConfig field names; the command-line default None means "not given".
+# Options every detector applies the same way, as biomae.detectors.postprocess.PostProcess field
+# names (make_detector's ``shared``); the command-line default None means "not given".
 SHARED_OPTIONS = ("low_hz", "high_hz", "merge_gap_s", "min_duration_s", "label")
 ENERGY_OPTIONS = ("on_db", "off_db", "denoise")  # only with --detector energy
 MODEL_OPTIONS = (
@@ -189,6 +189,7 @@ def build_detector(args: argparse.Namespace):
     none is installed (:func:`biomae.detectors.make_detector` makes it). Shared options go to
     whichever runs; energy options need ``--detector energy``, model options a model.
     """
+    # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.detectors import make_detector
 
     def given(names) -> dict:
@@ -228,6 +229,7 @@ def build_detector(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.annotate import AnnotateConfig, OutputError, annotate
 
     try:

@@ -195,6 +195,7 @@ def _fail(command: str, err: Exception) -> int:
 
 
 def run_datasets(args: argparse.Namespace) -> int:
+    # the datasets: imported when used, so that `biomae --help` stays without it
     from biomae.datasets.registry import list_adapters
 
     adapters = list_adapters()
@@ -228,6 +229,7 @@ def _report(summary) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    # the datasets: imported when used, so that `biomae --help` stays without it
     from biomae.datasets.catalog import Catalog
 
     catalog = Catalog(args.catalog)
@@ -239,6 +241,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    # the datasets: imported when used, so that `biomae --help` stays without it
     from biomae.datasets.catalog import Catalog
     from biomae.datasets.local import import_paths
 
@@ -296,6 +299,7 @@ def _prepare(
         return 0
     from tqdm import tqdm
 
+    # the datasets: imported when used, so that `biomae --help` stays without it
     from biomae.datasets.catalog import Catalog
 
     bar = tqdm(
@@ -325,6 +329,7 @@ def _prepare(
 def run_query(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    # the datasets: imported when used, so that `biomae --help` stays without it
     from biomae.datasets.catalog import Catalog
 
     try:
@@ -342,6 +347,7 @@ def run_query(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    # the datasets: imported when used, so that `biomae --help` stays without it
     from biomae.datasets.catalog import Catalog
 
     catalog = Catalog(args.catalog)

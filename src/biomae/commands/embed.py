@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm import tqdm
 
+    # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.annotate import find_recordings
     from biomae.annotations import format_module, read_annotations
     from biomae.embed import Embedder, write_embeddings

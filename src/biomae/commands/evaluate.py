@@ -84,6 +84,7 @@ def _run_suite(args) -> int:
     if not args.suite:
         print("biomae evaluate: --model needs --suite", file=sys.stderr)
         return 2
+    # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.evaluate import benchmarks
 
     names = (
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.annotations import lenient_reading
     from biomae.evaluate import tables
     from biomae.evaluate.report import score_tables, write_report

@@ -66,10 +66,11 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # torch: imported when used, so that `biomae --help` stays without it
     from biomae.train.common import CheckpointError
-    from biomae.train.config import ConfigError
     from biomae.train.config_values import toml_string
     from biomae.train.finetune import CHECKPOINT_NAME, finetune, load_config
+    from biomae.train.pretrain_config import ConfigError
 
     overrides = list(args.overrides)
     for flag, key in (

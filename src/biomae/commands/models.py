@@ -25,6 +25,7 @@ def preset_table(clip_s: float = 10.0) -> list[dict]:
     """One row per preset: name, widths, parameter counts and GFLOP per second of audio."""
     import torch
 
+    # torch: imported when used, so that `biomae --help` stays without it
     from biomae.models.mae import MAE
     from biomae.models.presets import PRESETS, count_params, flops_per_second_of_audio
 

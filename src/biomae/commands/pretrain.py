@@ -47,11 +47,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # torch: imported when used, so that `biomae --help` stays without it
     from biomae import distributed
     from biomae.train.common import CheckpointError
-    from biomae.train.config import ConfigError, load_config
     from biomae.train.config_values import toml_string
     from biomae.train.pretrain import CHECKPOINT_NAME, ENCODER_NAME, pretrain
+    from biomae.train.pretrain_config import ConfigError, load_config
 
     overrides = list(args.overrides)
     if args.out is not None:

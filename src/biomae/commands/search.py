@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from biomae._io import atomic_open
+    # imported when used (pandas, tempfile): `biomae --help` imports only the parsers
+    from biomae.atomic_io import atomic_open
     from biomae.embed import Embedder, read_embeddings, search
     from biomae.models.files import read_metadata
 

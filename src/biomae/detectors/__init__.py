@@ -18,11 +18,18 @@ detectors are imported when made.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import inspect
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
+
+from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+from biomae.detectors.postprocess import PostProcess
+
+if TYPE_CHECKING:
+    from biomae.audio import AudioInfo
 
 DETECTORS = ("auto", "energy", "model", "birdnet")
 
@@ -30,6 +37,11 @@ DETECTORS = ("auto", "energy", "model", "birdnet")
 @runtime_checkable
 class Detector(Protocol):
     """What ``biomae annotate`` and ``biomae evaluate`` need of a detector.
+
+    ``info`` is the recording's header (:func:`biomae.audio.info`) when the caller has read it
+    already (``biomae annotate`` reads each recording's header once and passes it along); None
+    means "read it yourself". A detector written without the ``info`` arguments (or without
+    ``name_for`` / ``detect_many``) still works: :func:`complete` fills the gaps.
 
     Attributes:
         name: the detector's name in ``run.json`` and ``summary.csv``.
@@ -41,32 +53,98 @@ class Detector(Protocol):
         """Its settings, as plain data (written to ``run.json``)."""
         ...
 
-    def name_for(self, path: str | Path) -> str:
+    def name_for(self, path: str | Path, info: AudioInfo | None = None) -> str:
         """The name of the detector that annotates ``path`` (``auto`` routes per recording)."""
         ...
 
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
+    def detect_file(
+        self, path: str | Path, recording: str | None = None, info: AudioInfo | None = None
+    ) -> pd.DataFrame:
         """The events of one recording (``biomae.annotations.schema``; ``recording`` names it in
         the table, default ``str(path)``)."""
         ...
 
-    def detect_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, Any]]:
+    def detect_many(
+        self, paths: Iterable[str | Path], infos: Sequence[AudioInfo | None] | None = None
+    ) -> Iterator[tuple[str | Path, Any]]:
         """``(path, events)`` per recording in input order, or ``(path, exception)`` for one that
-        failed (the others go on); a model batches windows of many recordings together."""
+        failed (the others go on); ``infos``, when given, holds each path's header (or None). A
+        model batches windows of many recordings together."""
         ...
 
 
-def detect_many(detector, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, Any]]:
-    """``detector.detect_many(paths)`` when it has one, else ``detect_file`` one by one (same
-    contract: ``(path, events or exception)`` in input order)."""
-    if hasattr(detector, "detect_many"):
-        yield from detector.detect_many(paths)
-        return
-    for path in paths:
-        try:
-            yield path, detector.detect_file(path)
-        except Exception as err:  # reported for this recording; the others go on
-            yield path, err
+def _takes(method, name: str) -> bool:
+    """Whether ``method`` accepts the keyword argument ``name`` (or any keyword)."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+class _Completed:
+    """A detector with the whole :class:`Detector` protocol around one that has part of it (no
+    ``info`` arguments, no ``name_for``, no ``detect_many``); its signatures are checked once."""
+
+    def __init__(self, detector) -> None:
+        self.detector = detector
+        self.name = detector.name
+        self._name_for = getattr(detector, "name_for", None)
+        self._many = getattr(detector, "detect_many", None)
+        self._name_for_info = self._name_for is not None and _takes(self._name_for, "info")
+        self._file_info = _takes(detector.detect_file, "info")
+        self._many_infos = self._many is not None and _takes(self._many, "infos")
+
+    def params(self) -> dict:
+        return self.detector.params()
+
+    def name_for(self, path: str | Path, info: AudioInfo | None = None) -> str:
+        if self._name_for is None:
+            return str(self.name)
+        return self._name_for(path, info=info) if self._name_for_info else self._name_for(path)
+
+    def detect_file(self, path, recording: str | None = None, info: AudioInfo | None = None):
+        if self._file_info:
+            return self.detector.detect_file(path, recording, info=info)
+        return self.detector.detect_file(path, recording)
+
+    def detect_many(self, paths, infos=None) -> Iterator[tuple[str | Path, Any]]:
+        paths = list(paths)
+        if self._many is not None:
+            yield from self._many(paths, infos=infos) if self._many_infos else self._many(paths)
+            return
+        infos = [None] * len(paths) if infos is None else infos
+        for path, info in zip(paths, infos, strict=True):
+            try:
+                yield path, self.detect_file(path, str(path), info)
+            except Exception as err:  # reported for this recording; the others go on
+                yield path, err
+
+
+def complete(detector) -> Detector:
+    """``detector`` itself when it has the whole :class:`Detector` protocol (``info`` arguments
+    included), else a wrapper that calls what it has (``detect_file`` one by one where it has no
+    ``detect_many``; its ``name`` where it has no ``name_for``)."""
+    if isinstance(detector, _Completed):
+        return detector
+    name_for = getattr(detector, "name_for", None)
+    many = getattr(detector, "detect_many", None)
+    whole = (
+        name_for is not None
+        and many is not None
+        and _takes(name_for, "info")
+        and _takes(detector.detect_file, "info")
+        and _takes(many, "infos")
+    )
+    return detector if whole else _Completed(detector)
+
+
+def detect_many(
+    detector, paths: Iterable[str | Path], infos: Sequence[AudioInfo | None] | None = None
+) -> Iterator[tuple[str | Path, Any]]:
+    """``detector.detect_many(paths, infos)`` through :func:`complete`: any detector, same
+    contract (``(path, events or exception)`` in input order)."""
+    yield from complete(detector).detect_many(paths, infos)
 
 
 def make_detector(
@@ -86,12 +164,14 @@ def make_detector(
             model is installed), "energy", or "model" (``model`` on every recording).
         model: a model file (or ``starter``): run on every recording. Given with "auto" it means
             "model".
-        shared: post-processing every detector applies (``low_hz``, ``high_hz``,
+        shared: post-processing every detector applies: the fields of
+            :class:`biomae.detectors.postprocess.PostProcess` (``low_hz``, ``high_hz``,
             ``merge_gap_s``, ``min_duration_s``, ``label``).
-        model_options: :class:`biomae.detectors.model.InferConfig` fields (``overlap``,
-            ``batch_size``, ``device``, ``bf16``, ``num_workers``, ``time_expansion``,
-            ``threshold_on``, ``boxes`` …).
-        energy_options: :class:`biomae.detectors.energy.EnergyDetectorConfig` fields.
+        model_options: :class:`biomae.detectors.model.InferConfig` fields other than ``post``
+            (``overlap``, ``batch_size``, ``device``, ``bf16``, ``num_workers``,
+            ``time_expansion``, ``threshold_on``, ``boxes`` …).
+        energy_options: :class:`biomae.detectors.energy.EnergyDetectorConfig` fields other than
+            ``post``.
         birdnet_options: :class:`biomae.detectors.birdnet.BirdNETDetector` arguments
             (``threshold``); with "birdnet" only.
 
@@ -101,7 +181,6 @@ def make_detector(
         FileNotFoundError: the model file is not there.
         biomae.detectors.birdnet.BirdNETUnavailable: "birdnet" without its virtual environment.
     """
-    from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
 
     if detector == "birdnet":
         if model is not None or shared or model_options or energy_options:
@@ -124,7 +203,8 @@ def make_detector(
         raise ValueError(f"model options {sorted(model_options)} with the energy detector")
     if model is not None and energy_options:
         raise ValueError(f"energy options {sorted(energy_options)} with model {model}")
-    energy = EnergyDetector(EnergyDetectorConfig(**shared, **energy_options))
+    post = PostProcess(**shared)
+    energy = EnergyDetector(EnergyDetectorConfig(**energy_options, post=post))
     if detector == "energy":
         return energy
     name = "model"
@@ -134,11 +214,13 @@ def make_detector(
         model, name = default_model(), "starter-model"
         if model is None:  # no starter model installed: the energy detector everywhere
             return energy
+    # torch: imported when used, so that `import biomae.detectors` stays without it
     from biomae.detectors.model import InferConfig, ModelDetector
 
-    model_detector = ModelDetector(model, InferConfig(**model_options, **shared), name=name)
+    model_detector = ModelDetector(model, InferConfig(**model_options, post=post), name=name)
     if name == "model":
         return model_detector
+    # torch: imported when used, so that `import biomae.detectors` stays without it
     from biomae.detectors.auto import AutoDetector
 
     return AutoDetector(model_detector, energy)

@@ -24,12 +24,15 @@ the energy detector on every recording.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from biomae import audio as audio_io
+from biomae.audio import AudioInfo
 from biomae.detectors.energy import ULTRASONIC_RATE_HZ
+from biomae.spectral import hz_to_mel, mel_to_hz
 
 
 def half_band_rate_hz(fmin_hz: float, fmax_hz: float, scale: str = "mel") -> float:
@@ -37,8 +40,6 @@ def half_band_rate_hz(fmin_hz: float, fmax_hz: float, scale: str = "mel") -> flo
     ``[fmin_hz, fmax_hz]`` on its frequency ``scale`` ("mel" or "linear"): a recording sampled
     below it leaves more than half of the front end's bands empty."""
     if scale == "mel":
-        from biomae.features import hz_to_mel, mel_to_hz
-
         middle = (float(hz_to_mel(fmin_hz)) + float(hz_to_mel(fmax_hz))) / 2
         middle_hz = float(mel_to_hz(middle))
     else:
@@ -89,37 +90,43 @@ class AutoDetector:
             "energy": self.energy.params(),
         }
 
-    def uses_model(self, path: str | Path) -> bool:
-        """Whether ``path`` goes to the model (an unreadable file does: it reports the error)."""
-        from biomae import audio as audio_io
-
+    def uses_model(self, path: str | Path, info: AudioInfo | None = None) -> bool:
+        """Whether ``path`` (its header ``info``, read here when None) goes to the model (an
+        unreadable file does: it reports the error)."""
         try:
-            sample_rate = audio_io.info(path).sample_rate
+            sample_rate = (audio_io.info(path) if info is None else info).sample_rate
         except Exception:
             return True
         heard_hz = sample_rate / getattr(self.model.config, "time_expansion", 1.0)
         return self.low_rate_hz <= heard_hz <= self.ultrasonic_rate_hz
 
-    def name_for(self, path: str | Path) -> str:
+    def name_for(self, path: str | Path, info: AudioInfo | None = None) -> str:
         """The name of the detector ``path`` goes to (e.g. ``starter-model`` or ``energy``)."""
-        return (self.model if self.uses_model(path) else self.energy).name_for(path)
+        return (self.model if self.uses_model(path, info) else self.energy).name_for(path, info)
 
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
-        detector = self.model if self.uses_model(path) else self.energy
-        return detector.detect_file(path, recording)
+    def detect_file(
+        self, path: str | Path, recording: str | None = None, info: AudioInfo | None = None
+    ) -> pd.DataFrame:
+        detector = self.model if self.uses_model(path, info) else self.energy
+        return detector.detect_file(path, recording, info)
 
-    def detect_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, object]]:
-        """``(path, events or exception)`` in input order; the model's recordings share batches."""
+    def detect_many(
+        self, paths: Iterable[str | Path], infos: Sequence[AudioInfo | None] | None = None
+    ) -> Iterator[tuple[str | Path, object]]:
+        """``(path, events or exception)`` in input order; the model's recordings share batches.
+        ``infos``: each path's header (or None), when read already."""
         paths = list(paths)
-        to_model = [self.uses_model(p) for p in paths]
+        infos = [None] * len(paths) if infos is None else list(infos)
+        to_model = [self.uses_model(p, i) for p, i in zip(paths, infos, strict=True)]
         model_results = self.model.detect_many(
-            [p for p, m in zip(paths, to_model, strict=True) if m]
+            [p for p, m in zip(paths, to_model, strict=True) if m],
+            [i for i, m in zip(infos, to_model, strict=True) if m],
         )
-        for path, use_model in zip(paths, to_model, strict=True):
+        for path, info, use_model in zip(paths, infos, to_model, strict=True):
             if use_model:
                 yield next(model_results)
                 continue
             try:
-                yield path, self.energy.detect_file(path)
+                yield path, self.energy.detect_file(path, info=info)
             except Exception as err:  # reported for this recording; the others go on
                 yield path, err

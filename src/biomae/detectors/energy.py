@@ -26,14 +26,17 @@ Scores are ``1 - exp(-peak_excess_db / 10)``: a monotone map of the peak SNR (dB
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from biomae import audio as audio_io
 from biomae.annotations.schema import concat_events, empty_events, make_events
+from biomae.audio import AudioInfo
 from biomae.decode import hysteresis_segments, narrowest_band
+from biomae.detectors.postprocess import PostProcess
 
 # Recordings sampled above this rate are ultrasonic ones (bat detectors record at 192-500 kHz): the
 # energy detector's auto settings then assume bat-like calls, and the ``auto`` detector of
@@ -46,31 +49,30 @@ ULTRASONIC_RATE_HZ = 100_000
 class EnergyDetectorConfig:
     """Settings of the energy detector. ``None`` means "auto", chosen from the sample rate.
 
-    Auto values: at sample rates up to ``ULTRASONIC_RATE_HZ`` (100 kHz), ``hop_s`` 10 ms, ``n_fft``
-    the power of two ≥ one hop, ``low_hz`` 150 Hz, ``min_duration_s`` 30 ms, ``merge_gap_s``
-    50 ms; above (bat detectors), ``hop_s`` 0.5 ms, ``low_hz`` 15 kHz, ``min_duration_s`` 1 ms,
-    ``merge_gap_s`` 2 ms. ``low_hz``, ``high_hz``, ``merge_gap_s``, ``min_duration_s`` and
-    ``label`` mean what they mean for every detector (:mod:`biomae.detectors.postprocess`, which
-    applies them); the band is also where this detector searches.
+    ``post`` is the post-processing every detector shares (:mod:`biomae.detectors.postprocess`:
+    band, merge gap, minimum duration, label); its band is also where this detector searches, and
+    its label defaults to ``"call"``. Auto values: at sample rates up to ``ULTRASONIC_RATE_HZ``
+    (100 kHz), ``hop_s`` 10 ms, ``n_fft`` the power of two ≥ one hop, ``post.low_hz`` 150 Hz,
+    ``post.min_duration_s`` 30 ms, ``post.merge_gap_s`` 50 ms; above (bat detectors), ``hop_s``
+    0.5 ms, ``post.low_hz`` 15 kHz, ``post.min_duration_s`` 1 ms, ``post.merge_gap_s`` 2 ms;
+    ``post.high_hz`` the Nyquist frequency.
     """
 
-    low_hz: float | None = None
-    high_hz: float | None = None
     hop_s: float | None = None
     n_fft: int | None = None
     on_db: float = 8.0
     off_db: float = 4.0
     noise_window_s: float = 10.0
     noise_quantile: float = 0.25
-    min_duration_s: float | None = None
-    merge_gap_s: float | None = None
     max_duration_s: float | None = None
     box_quantile: float = 0.05
     block_s: float = 120.0
-    label: str = "call"
     denoise: bool = False  # spectral gating (biomae.augment.reduce_noise) of each block first
+    post: PostProcess = field(default_factory=PostProcess)
 
     def __post_init__(self) -> None:
+        if self.post.label is None:
+            self.post = replace(self.post, label="call")
         if self.off_db > self.on_db:
             raise ValueError(f"off_db ({self.off_db}) must not exceed on_db ({self.on_db})")
         if not 0 < self.noise_quantile < 1:
@@ -79,8 +81,13 @@ class EnergyDetectorConfig:
             raise ValueError(f"box_quantile must lie in [0, 0.5), got {self.box_quantile}")
         if self.block_s <= 0 or self.noise_window_s <= 0:
             raise ValueError("block_s and noise_window_s must be positive")
-        if self.low_hz is not None and self.high_hz is not None and self.high_hz <= self.low_hz:
-            raise ValueError(f"high_hz ({self.high_hz}) must exceed low_hz ({self.low_hz})")
+
+    def params(self) -> dict:
+        """The settings as flat plain data (``post``'s fields beside the others, as in
+        ``run.json``)."""
+        settings = asdict(self)
+        post = settings.pop("post")
+        return {**settings, **post}
 
     def resolved(self, sample_rate: int) -> EnergyDetectorConfig:
         """A copy with every auto setting fixed for ``sample_rate``; checks the band against
@@ -90,31 +97,26 @@ class EnergyDetectorConfig:
         hop_s = self.hop_s or (0.0005 if ultrasonic else 0.01)
         hop_samples = max(1, round(hop_s * sample_rate))
         n_fft = self.n_fft or int(2 ** math.ceil(math.log2(max(16, hop_samples))))
-        low_hz = self.low_hz if self.low_hz is not None else (15_000.0 if ultrasonic else 150.0)
-        high_hz = self.high_hz if self.high_hz is not None else nyquist_hz
+        post = self.post
+        low_hz = post.low_hz if post.low_hz is not None else (15_000.0 if ultrasonic else 150.0)
+        high_hz = post.high_hz if post.high_hz is not None else nyquist_hz
         if low_hz >= nyquist_hz:
-            if self.low_hz is not None:
+            if post.low_hz is not None:
                 raise ValueError(
                     f"low_hz {low_hz:g} Hz is at or above the Nyquist frequency {nyquist_hz:g} Hz"
                 )
             low_hz = 0.0
-        high_hz = min(high_hz, nyquist_hz)
-        out = EnergyDetectorConfig(**asdict(self))
-        out.hop_s, out.n_fft, out.low_hz, out.high_hz = (
-            hop_samples / sample_rate,
-            n_fft,
-            low_hz,
-            high_hz,
+        default_duration_s, default_gap_s = (0.001, 0.002) if ultrasonic else (0.03, 0.05)
+        post = replace(
+            post,
+            low_hz=low_hz,
+            high_hz=min(high_hz, nyquist_hz),
+            min_duration_s=default_duration_s
+            if post.min_duration_s is None
+            else post.min_duration_s,
+            merge_gap_s=default_gap_s if post.merge_gap_s is None else post.merge_gap_s,
         )
-        out.min_duration_s = (
-            self.min_duration_s
-            if self.min_duration_s is not None
-            else (0.001 if ultrasonic else 0.03)
-        )
-        out.merge_gap_s = (
-            self.merge_gap_s if self.merge_gap_s is not None else (0.002 if ultrasonic else 0.05)
-        )
-        return out
+        return replace(self, hop_s=hop_samples / sample_rate, n_fft=n_fft, post=post)
 
 
 class EnergyDetector:
@@ -127,9 +129,9 @@ class EnergyDetector:
         self.config = config or EnergyDetectorConfig()
 
     def params(self) -> dict:
-        return {"detector": self.name, **asdict(self.config)}
+        return {"detector": self.name, **self.config.params()}
 
-    def name_for(self, path: str | Path) -> str:
+    def name_for(self, path: str | Path, info: AudioInfo | None = None) -> str:
         """The detector that annotates ``path``: this one, whatever the recording."""
         return self.name
 
@@ -141,11 +143,12 @@ class EnergyDetector:
         segments = _segments_in_block(audio, sample_rate, 0, 0, n_frames, cfg)
         return _finish(segments, sample_rate, hop, cfg, recording, len(audio))
 
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
-        """Events in the recording at ``path``, streamed block by block (bounded memory)."""
-        from biomae import audio as audio_io
-
-        info = audio_io.info(path)
+    def detect_file(
+        self, path: str | Path, recording: str | None = None, info: AudioInfo | None = None
+    ) -> pd.DataFrame:
+        """Events in the recording at ``path``, streamed block by block (bounded memory);
+        ``info``: its header, when read already."""
+        info = audio_io.info(path) if info is None else info
         sample_rate = info.sample_rate
         cfg = self.config.resolved(sample_rate)
         hop = round(cfg.hop_s * sample_rate)
@@ -162,7 +165,10 @@ class EnergyDetector:
             start_sample = first * hop
             n_samples = min(info.n_samples, last * hop) - start_sample
             block, _ = audio_io.load(
-                path, start_s=start_sample / sample_rate, duration_s=n_samples / sample_rate
+                path,
+                start_s=start_sample / sample_rate,
+                duration_s=n_samples / sample_rate,
+                info=info,
             )
             segments.extend(
                 _segments_in_block(
@@ -175,14 +181,16 @@ class EnergyDetector:
 
 def _band_power(audio: np.ndarray, sample_rate: int, cfg: EnergyDetectorConfig):
     """Power spectrogram inside the band: (n_frames, n_bins) and the bins' frequencies in Hz."""
-    from biomae.features import power_spectrogram
+    # torch: imported when used, so that `import biomae.detectors.energy` stays without it
+    from biomae.spectral import power_spectrogram
 
     n_fft = cfg.n_fft
     power = power_spectrogram(audio, n_fft, round(cfg.hop_s * sample_rate)).T  # (n_frames, F)
     freqs_hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-    in_band = (freqs_hz >= cfg.low_hz) & (freqs_hz <= cfg.high_hz)
+    band_low_hz, band_high_hz = cfg.post.low_hz, cfg.post.high_hz
+    in_band = (freqs_hz >= band_low_hz) & (freqs_hz <= band_high_hz)
     if not in_band.any():
-        in_band[np.argmin(np.abs(freqs_hz - (cfg.low_hz + cfg.high_hz) / 2))] = True
+        in_band[np.argmin(np.abs(freqs_hz - (band_low_hz + band_high_hz) / 2))] = True
     return power[:, in_band], freqs_hz[in_band]
 
 
@@ -262,8 +270,6 @@ def _finish(segments, sample_rate, hop, cfg, recording, n_samples) -> pd.DataFra
     """Segments to events in seconds, then the shared post-processing
     (:mod:`biomae.detectors.postprocess`: merge across gaps and block edges, drop short ones, label)
     and ``max_duration_s``."""
-    from biomae.detectors.postprocess import PostProcess
-
     if not segments:
         return empty_events()
     rows = []
@@ -276,20 +282,13 @@ def _finish(segments, sample_rate, hop, cfg, recording, n_samples) -> pd.DataFra
                 "low_hz": seg["box"][0],
                 "high_hz": seg["box"][1],
                 "score": 1.0 - math.exp(-max(seg["peak_db"], 0.0) / 10.0),
-                "label": cfg.label,
+                "label": cfg.post.label,
             }
         )
     events = make_events(rows, recording=recording, source="biomae-energy")
-    post = PostProcess(
-        low_hz=cfg.low_hz,
-        high_hz=cfg.high_hz,
-        merge_gap_s=cfg.merge_gap_s,
-        min_duration_s=cfg.min_duration_s,
-        label=cfg.label,
-    )
     # boundaries are whole samples, ± half a hop: with an odd hop a gap of whole frames is one
     # sample longer, which must still merge (1.5 samples: float rounding included)
-    events = post.apply(events, gap_tolerance_s=1.5 / sample_rate)
+    events = cfg.post.apply(events, gap_tolerance_s=1.5 / sample_rate)
     if cfg.max_duration_s is not None:
         events = events[(events["end_s"] - events["start_s"]) <= cfg.max_duration_s]
     if not len(events):

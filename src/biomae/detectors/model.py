@@ -20,16 +20,21 @@ do; times are mapped back to real seconds and frequencies to real Hz in the outp
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from biomae import audio as audio_io
 from biomae.annotations.schema import empty_events
+from biomae.audio import AudioInfo
+from biomae.decode import decode_events, frequency_box
+from biomae.detectors.postprocess import PostProcess
 from biomae.devices import bf16_is_fast, resolve_device
 from biomae.infer import Scorer, load_detection_model
+from biomae.spectral import power_spectrogram
 
 
 @dataclass
@@ -49,8 +54,8 @@ class InferConfig:
             rumble vary too much for a noise floor (the energy detector's band starts there too).
         threshold_on: override of the model's decode threshold (None keeps the model's).
         num_workers: DataLoader worker processes decoding recordings (0: one background thread).
-        low_hz, high_hz, merge_gap_s, min_duration_s, label: the post-processing every detector
-            shares (:mod:`biomae.detectors.postprocess`), applied to the events with their boxes;
+        post: the post-processing every detector shares (:mod:`biomae.detectors.postprocess`:
+            band, merge gap, minimum duration, label), applied to the events with their boxes;
             None leaves a step out (merge gap and minimum duration: the model's own decode
             settings apply instead).
     """
@@ -65,17 +70,10 @@ class InferConfig:
     box_min_hz: float = 150.0
     threshold_on: float | None = None
     num_workers: int = 0
-    low_hz: float | None = None
-    high_hz: float | None = None
-    merge_gap_s: float | None = None
-    min_duration_s: float | None = None
-    label: str | None = None
+    post: PostProcess = field(default_factory=PostProcess)
 
     def __post_init__(self) -> None:
-        from biomae.detectors.postprocess import PostProcess
-
-        PostProcess(self.low_hz, self.high_hz, self.merge_gap_s, self.min_duration_s, self.label)
-        if not self.boxes and (self.low_hz is not None or self.high_hz is not None):
+        if not self.boxes and (self.post.low_hz is not None or self.post.high_hz is not None):
             raise ValueError("low_hz / high_hz keep events by their boxes: they need boxes=True")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
@@ -100,10 +98,6 @@ class ModelDetector:
     def __init__(
         self, model_path: str | Path, config: InferConfig | None = None, name: str = "model"
     ):
-        from dataclasses import replace
-
-        from biomae.detectors.postprocess import PostProcess
-
         self.name = name
         self.config = config or InferConfig()
         self.model_path = Path(model_path)
@@ -120,15 +114,9 @@ class ModelDetector:
         # a given merge gap / minimum duration replaces the model's own: the decoder then keeps
         # every run of frames and the shared post-processing applies the given value
         for name in ("merge_gap_s", "min_duration_s"):
-            if getattr(self.config, name) is not None:
+            if getattr(self.config.post, name) is not None:
                 self.decode_config = replace(self.decode_config, **{name: 0.0})
-        self.post = PostProcess(
-            low_hz=self.config.low_hz,
-            high_hz=self.config.high_hz,
-            merge_gap_s=self.config.merge_gap_s,
-            min_duration_s=self.config.min_duration_s,
-            label=self.config.label,
-        )
+        self.post = self.config.post
         self.labels = list(self.spec.labels) or ["call"]  # class-agnostic: "call"
         self.scorer = Scorer(
             self.model,
@@ -145,11 +133,13 @@ class ModelDetector:
         self.window_samples = self.scorer.window_samples
         self.front_end = self.scorer.front_end
 
-    def name_for(self, path: str | Path) -> str:
+    def name_for(self, path: str | Path, info: AudioInfo | None = None) -> str:
         """The detector that annotates ``path``: this model, whatever the recording."""
         return self.name
 
     def params(self) -> dict:
+        settings = asdict(self.config)  # flat: post's fields beside the others, as in run.json
+        post = settings.pop("post")
         return {
             "detector": self.name,
             "model": str(self.model_path),
@@ -157,34 +147,45 @@ class ModelDetector:
             "window_s": self.window_samples / self.sample_rate,
             "labels": self.labels,
             "decode": asdict(self.decode_config),
-            **asdict(self.config),
+            **settings,
+            **post,
             "bf16": self.bf16,
         }
 
-    def frame_scores(self, path: str | Path) -> tuple[np.ndarray, float, int]:
+    def frame_scores(
+        self, path: str | Path, info: AudioInfo | None = None
+    ) -> tuple[np.ndarray, float, int]:
         """Averaged frame probabilities ``(n_frames, C * len(outputs))`` of a whole recording, the
         frame hop in real seconds, and the stream's sample rate (:meth:`Scorer.frame_scores`)."""
-        return self.scorer.frame_scores(path)
+        return self.scorer.frame_scores(path, info)
 
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame:
-        """Events in the recording at ``path`` (real seconds and Hz)."""
-        return self._events(path, self.frame_scores(path), recording)
+    def detect_file(
+        self, path: str | Path, recording: str | None = None, info: AudioInfo | None = None
+    ) -> pd.DataFrame:
+        """Events in the recording at ``path`` (real seconds and Hz); ``info``: its header, when
+        read already."""
+        info = audio_io.info(path) if info is None else info
+        return self._events(path, self.frame_scores(path, info), recording, info)
 
-    def detect_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str | Path, object]]:
+    def detect_many(
+        self, paths: Iterable[str | Path], infos: Sequence[AudioInfo | None] | None = None
+    ) -> Iterator[tuple[str | Path, object]]:
         """``(path, events)`` per recording in input order, windows of consecutive recordings
-        sharing batches; ``(path, exception)`` for a recording that failed."""
-        for path, result in self.scorer.frame_scores_many(paths):
+        sharing batches; ``(path, exception)`` for a recording that failed. ``infos``: each
+        path's header (or None), when read already."""
+        paths = list(paths)
+        infos = [None] * len(paths) if infos is None else list(infos)
+        scored = self.scorer.frame_scores_many(paths, infos)
+        for info, (path, result) in zip(infos, scored, strict=True):
             if isinstance(result, Exception):
                 yield path, result
                 continue
             try:
-                yield path, self._events(path, result, None)
+                yield path, self._events(path, result, None, info)
             except Exception as err:
                 yield path, err
 
-    def _events(self, path, result, recording: str | None) -> pd.DataFrame:
-        from biomae.decode import decode_events
-
+    def _events(self, path, result, recording: str | None, info: AudioInfo | None):
         scores, frame_hop_s, _ = result
         channels = self.scorer.split(scores)
         events = decode_events(
@@ -199,10 +200,8 @@ class ModelDetector:
         )
         if not len(events):
             return empty_events()
-        from biomae import audio as audio_io
-
         # the last frame may reach past the last sample: events end where the recording ends
-        info = audio_io.info(path)
+        info = audio_io.info(path) if info is None else info
         events["end_s"] = events["end_s"].clip(upper=info.duration_s)
         # frame arithmetic in floats: round to the microsecond (0.94, not 0.9400000000000001)
         events[["start_s", "end_s"]] = events[["start_s", "end_s"]].round(6)
@@ -218,9 +217,6 @@ class ModelDetector:
         ``box_context_s`` around it (the noise floor). Events close together share one read and
         one spectrogram of at most ``BOX_SPAN_S`` seconds, so memory stays bounded and a busy
         recording is not decoded once per event."""
-        from biomae import audio as audio_io
-        from biomae.decode import frequency_box
-
         context_s, fraction = self.config.box_context_s, self.decode_config.energy_fraction
         lo_s = np.maximum(0.0, starts_s - context_s)
         hi_s = np.minimum(info.duration_s, ends_s + context_s)
@@ -234,7 +230,9 @@ class ModelDetector:
             while j < len(order) and max(group_hi, hi_s[order[j]]) - group_lo <= BOX_SPAN_S:
                 group_hi = max(group_hi, hi_s[order[j]])
                 j += 1
-            audio, rate = audio_io.load(path, start_s=group_lo, duration_s=group_hi - group_lo)
+            audio, rate = audio_io.load(
+                path, start_s=group_lo, duration_s=group_hi - group_lo, info=info
+            )
             power, hop, edges_hz = _power_spectrogram(audio, rate, hop_s)  # (F, T)
             low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
             low_bin = min(low_bin, power.shape[0] - 1)
@@ -283,8 +281,6 @@ def _power_spectrogram(
 ) -> tuple[np.ndarray, int, np.ndarray]:
     """``(F, T)`` linear power at ``hop_s`` frames with windows of ~1.6 hops (a power of two, at
     least 64), the hop in samples and the ``(F + 1,)`` bin edges in Hz."""
-    from biomae.features import power_spectrogram
-
     hop = max(1, round(hop_s * rate))
     n_fft = int(2 ** math.ceil(math.log2(max(64, 1.6 * hop))))
     power = power_spectrogram(audio, n_fft, hop)  # (F, T)

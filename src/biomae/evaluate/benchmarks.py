@@ -59,7 +59,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from biomae._io import atomic_open, atomic_write_text
+from biomae import audio as audio_io
+from biomae.annotations import read_annotations
+from biomae.annotations.schema import concat_events, empty_events
+from biomae.atomic_io import atomic_open, atomic_write_text
+from biomae.detectors import make_detector
+from biomae.detectors.birdnet import BirdNETUnavailable
+from biomae.evaluate.report import json_safe, score_tables, write_report
+from biomae.metrics.events import MatchConfig
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_ROOT = Path(os.environ.get("BIOMAE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -148,8 +155,6 @@ def load_detector(model, *, birdnet_threshold: float = 0.1):
         Skipped: ``birdnet`` without its venv.
         FileNotFoundError: a path that does not exist (naming the special names too).
     """
-    from biomae.detectors import make_detector
-    from biomae.detectors.birdnet import BirdNETUnavailable
 
     if hasattr(model, "detect_file"):
         return model
@@ -175,7 +180,6 @@ def model_name(model) -> str:
 
 def predict(detector, paths: list[str]) -> pd.DataFrame:
     """Events of every recording (``recording`` = its path), one file at a time (or one batch)."""
-    from biomae.annotations.schema import concat_events, empty_events
 
     if not paths:
         return empty_events()
@@ -193,7 +197,6 @@ def predict(detector, paths: list[str]) -> pd.DataFrame:
 
 def recording_regions(recordings: pd.DataFrame) -> dict[str, list[tuple[float, float]]]:
     """Annotated spans per recording path: the ``regions`` column, else the whole file."""
-    from biomae import audio as audio_io
 
     regions = {}
     for row in recordings.itertuples(index=False):
@@ -212,8 +215,6 @@ def score_detection(
     Writes a report per source and for ``all`` under ``out_dir``; returns the summary rows and the
     predictions.
     """
-    from biomae.evaluate.report import score_tables, write_report
-    from biomae.metrics.events import MatchConfig
 
     config = MatchConfig(iou_threshold=iou, match_labels=False)
     paths = recordings["path"].tolist()
@@ -254,7 +255,6 @@ def _summary_row(scope: str, report) -> dict:
 
 def write_summary(summary: dict, out_dir: Path) -> None:
     """``summary.csv`` (the rows) and ``summary.json`` (everything), atomically."""
-    from biomae.evaluate.report import json_safe
 
     table = pd.DataFrame(summary["rows"])
     with atomic_open(out_dir / "summary.csv") as handle:
@@ -282,7 +282,7 @@ def dev_recordings(
     max_recordings: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The dev suite's recordings (path, source, regions, duration_s, split) and their events."""
-    from biomae import audio as audio_io
+    # the datasets: imported when used, so that `import biomae.evaluate.benchmarks` stays without it
     from biomae.datasets.registry import get_adapter
     from biomae.datasets.splits import assign_splits
 
@@ -364,7 +364,7 @@ def run_synth(
     max_recordings=None,
 ) -> dict:
     """The ``synth`` suite (module docstring); ``max_recordings`` caps the soundscapes too."""
-    from biomae.annotations import read_annotations
+    # the datasets: imported when used, so that `import biomae.evaluate.benchmarks` stays without it
     from biomae.datasets.synth import SynthConfig, write_soundscapes
 
     detector = load_detector(model, birdnet_threshold=birdnet_threshold)

@@ -24,6 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biomae import audio as audio_io
+from biomae.embed import Embedder
+from biomae.evaluate.benchmarks import DEFAULT_DATA_ROOT, Skipped
+from biomae.metrics.probes import ProbeConfig, linear_probe_accuracy, nearest_neighbour_accuracy
+
 
 def clip_sets(data_root: Path, min_per_label: int = 2, min_labels: int = 2):
     """``(sets, notes)``: per scored source a table ``path, label``; notes on sources left out."""
@@ -62,6 +67,7 @@ def logmel_stats_embedding(
     """
     import torch
 
+    # torch: imported when used, so that `import biomae.evaluate.embedding_suite` stays without it
     from biomae.features import Spectrogram, SpectrogramConfig
 
     if waveform.ndim != 2:
@@ -78,8 +84,6 @@ def logmel_embeddings(paths, sample_rate: int = 16000, max_clip_s: float = 30.0)
     """(N, 256) log-mel statistics of each clip (mono, resampled, first ``max_clip_s``)."""
     import torch
 
-    from biomae import audio as audio_io
-
     rows = []
     for path in paths:
         audio, _ = audio_io.load(path, sample_rate=sample_rate, duration_s=None)
@@ -91,7 +95,6 @@ def logmel_embeddings(paths, sample_rate: int = 16000, max_clip_s: float = 30.0)
 
 def model_embeddings(paths, model_path: Path, max_clip_s: float = 30.0) -> np.ndarray:
     """(N, D) mean of the model's window embeddings over the first ``max_clip_s`` of each clip."""
-    from biomae.embed import Embedder
 
     embedder = Embedder(model_path, device="auto")
     rows = []
@@ -104,11 +107,6 @@ def model_embeddings(paths, model_path: Path, max_clip_s: float = 30.0) -> np.nd
 
 def score_embeddings(embeddings: np.ndarray, labels: list[str]) -> dict:
     """1-NN (leave-one-out), linear-probe accuracy and chance of one set."""
-    from biomae.metrics.probes import (
-        ProbeConfig,
-        linear_probe_accuracy,
-        nearest_neighbour_accuracy,
-    )
 
     counts = pd.Series(labels).value_counts()
     n_folds = int(min(5, counts.min()))
@@ -128,7 +126,6 @@ def run_embeddings(
 ) -> dict:
     """The ``embeddings`` suite (module docstring); ``max_clips`` caps each source (first by
     path within each label, in turn)."""
-    from biomae.evaluate.benchmarks import DEFAULT_DATA_ROOT, Skipped
 
     data_root = Path(data_root or DEFAULT_DATA_ROOT)
     if not (data_root / "index" / "clips.csv").is_file():

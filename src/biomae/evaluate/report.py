@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_open, atomic_path, atomic_write_text
+from biomae.atomic_io import atomic_open, atomic_path, atomic_write_text
 from biomae.metrics.events import (
     MatchConfig,
     Regions,

@@ -40,6 +40,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biomae import audio as audio_io
+from biomae.evaluate.benchmarks import Skipped, load_detector, model_name, predict, score_detection
+from biomae.metrics.clips import clip_accuracy, multilabel_f1
+
 
 @dataclass(frozen=True)
 class SeedDataset:
@@ -89,10 +93,6 @@ def clip_label_sets(
 
 
 def _detection(dataset, detector, recordings, events, out_dir: Path, clip_s: float) -> dict:
-    from biomae import audio as audio_io
-    from biomae.evaluate.benchmarks import score_detection
-    from biomae.metrics.clips import multilabel_f1
-
     recordings = recordings.assign(source=dataset.key, regions=None)
     rows, predictions = score_detection(detector, recordings, events, out_dir / dataset.key)
     durations = {p: audio_io.info(p).duration_s for p in recordings["path"]}
@@ -105,9 +105,6 @@ def _detection(dataset, detector, recordings, events, out_dir: Path, clip_s: flo
 
 
 def _classification(detector, recordings, events) -> dict:
-    from biomae.evaluate.benchmarks import predict
-    from biomae.metrics.clips import clip_accuracy
-
     truth = events.groupby("recording")["label"].first()
     paths = [p for p in recordings["path"] if p in truth.index]
     predictions = predict(detector, paths)
@@ -133,8 +130,8 @@ def run_seed(
     datasets=None,
 ) -> dict:
     """The ``seed`` suite (module docstring); ``datasets`` limits it to some keys."""
+    # the datasets: imported when used, so that `import biomae.evaluate.seed_suite` stays without it
     from biomae.datasets.registry import LayoutError, get_adapter
-    from biomae.evaluate.benchmarks import Skipped, load_detector, model_name
 
     if data_root is None:
         raise ValueError("the seed suite needs data_root (--data-root DIR with the datasets)")

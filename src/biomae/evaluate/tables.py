@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from biomae.annotate import STATE_DIR
 from biomae.annotations import (
     EVENT_COLUMNS,
     FORMATS,
@@ -259,7 +260,6 @@ def _refuse_repeated_recordings(folder: Path, tables: list[pd.DataFrame], files:
 def is_annotate_output(folder: Path) -> bool:
     """Whether ``folder`` is a ``biomae annotate`` output folder (its ``.biomae`` state beside a
     ``run.json`` or a manifest)."""
-    from biomae.annotate import STATE_DIR
 
     marked = (folder / "run.json").is_file() or any(folder.glob("manifest*.jsonl"))
     return marked and (folder / STATE_DIR).is_dir()
@@ -272,7 +272,6 @@ def read_annotate_output(folder: Path) -> TableSet:
         ValueError: the run lists no recording, a done recording's state table is missing, or two
             recordings share a recording key (same file name in two sub-folders).
     """
-    from biomae.annotate import STATE_DIR
 
     entries = _annotate_entries(folder)
     tables, recordings, files, skipped = [], {}, [], []

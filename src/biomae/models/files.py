@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from biomae._io import atomic_path
+from biomae.atomic_io import atomic_path
 from biomae.decode import DecodeConfig
 from biomae.features import FrontEndConfig
 from biomae.models import heads

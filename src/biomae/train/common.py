@@ -27,9 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from biomae._io import atomic_path
+from biomae.atomic_io import atomic_path
 from biomae.models.files import ENCODER_FORMAT as ENCODER_FORMAT  # re-exported: older files
+from biomae.models.files import ModelSpec, save_model
+from biomae.models.files import load_encoder as load
 from biomae.models.files import read_metadata as read_metadata  # re-exported
+from biomae.train.pretrain_config import config_from_dict
 
 CHECKPOINT_FORMAT = "biomae-pretrain-checkpoint/1"
 # Parameter-name fragments that never get weight decay (besides every tensor with ndim < 2).
@@ -194,8 +197,6 @@ def export_encoder(checkpoint: str | os.PathLike | dict, path: str | os.PathLike
         checkpoint: a checkpoint path or the dict returned by :func:`load_checkpoint`.
         path: destination ``.safetensors`` file.
     """
-    from biomae.models.files import ModelSpec, save_model
-    from biomae.train.config import config_from_dict
 
     payload = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
     run_config = config_from_dict(json.loads(payload["config"]))
@@ -226,7 +227,6 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
     Raises:
         ValueError: the file is not a biomae model or its weights do not match its spec.
     """
-    from biomae.models.files import load_encoder as load
 
     encoder, spec = load(path, device)
     return encoder, spec.encoder

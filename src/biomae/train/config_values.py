@@ -1,8 +1,8 @@
 """Reading configs: TOML files and presets, dotted overrides, value types, what changed.
 
-Shared by the pretraining and fine-tuning configs (:mod:`biomae.train.config`, which re-exports
-:class:`ConfigError`, :func:`read_toml`, :func:`parse_override` and :func:`apply_overrides`) and
-their loops:
+Shared by the pretraining and fine-tuning configs (:mod:`biomae.train.pretrain_config`, which
+re-exports :class:`ConfigError`, :func:`read_toml`, :func:`parse_override` and
+:func:`apply_overrides`) and their loops:
 
 * :func:`resolve_config` / :func:`read_toml` — a ``--config`` value (a file, or a preset shipped
   in :mod:`biomae.configs`) and its tables;
@@ -24,6 +24,8 @@ import types
 import typing
 from pathlib import Path
 from typing import Any
+
+from biomae import configs
 
 
 class ConfigError(ValueError):
@@ -180,7 +182,6 @@ def resolve_config(value: str | Path, kind: str) -> Path:
     Raises:
         ConfigError: neither a file nor a preset (the message lists the presets).
     """
-    from biomae import configs
 
     try:
         return configs.resolve(value, kind)

@@ -31,6 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from biomae.annotations.schema import make_events
+from biomae.audio import info, load
+from biomae.augment import AddNoise, NoiseConfig, mix
+from biomae.datasets.catalog import Catalog
+
 EVAL_STREAM = 2**40  # micro-batch index space used for held-out / statistics windows
 
 
@@ -57,7 +62,6 @@ def find_recordings(patterns: list[str]) -> list[Recording]:
         FileNotFoundError: a pattern matches nothing.
         biomae.audio.AudioError: a file is unreadable, empty or unsupported (named).
     """
-    from biomae.audio import info
 
     paths: set[str] = set()
     for pattern in patterns:
@@ -86,7 +90,6 @@ def catalog_recordings(
         FileNotFoundError: the catalog holds no ``recordings.parquet``.
         ValueError: it lists no recording.
     """
-    from biomae.datasets.catalog import Catalog
 
     catalog = Catalog(root)
     if not catalog.recordings_path.exists():
@@ -162,7 +165,6 @@ def read_window(
         np.multiply(part, np.float32(1 / INT16_SCALE), out=out[: len(part)])
         out[len(part) :] = 0.0
         return out
-    from biomae.audio import load
 
     n_native = min(-(-n_samples * rec.sample_rate // sample_rate), rec.n_frames - start)
     mono, _ = load(
@@ -359,9 +361,6 @@ class _BatchAugment:
         self.mix_snr_db = mix_snr_db
 
     def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        from biomae.annotations.schema import make_events
-        from biomae.augment import AddNoise, NoiseConfig, mix
-
         empty = make_events([])
         noise = AddNoise(NoiseConfig())
         out = audio.copy()  # (B, n)

@@ -36,9 +36,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from biomae._io import atomic_path, atomic_write_text
+from biomae.atomic_io import atomic_path, atomic_write_text
 from biomae.devices import autocast, resolve_device
-from biomae.train.config import ConfigError
+from biomae.features import FrontEnd
+from biomae.train import common
 from biomae.train.config_values import config_changes
 from biomae.train.finetune_config import (
     SECTIONS,
@@ -67,6 +68,7 @@ from biomae.train.finetune_model import (
     param_groups,
     save_finetuned,
 )
+from biomae.train.pretrain_config import ConfigError
 from biomae.train.tasks import (
     CALIBRATION_THRESHOLDS,
     TASKS,
@@ -154,8 +156,6 @@ def finetune(config: FinetuneConfig, log=print, progress: bool = True) -> dict:
             or finetune section (each changed field named, old → new).
         CheckpointError: the checkpoint is unreadable.
     """
-    from biomae.features import FrontEnd
-    from biomae.train import common
 
     out_dir = Path(config.train.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,12 @@
 """The fine-tuning config: eight typed sections, validated on construction, read from TOML.
 
 :class:`FinetuneConfig` holds the pretraining sections it shares (``model``, ``front_end``,
-``optim``, ``train`` from :mod:`biomae.train.config`; ``decode`` from :mod:`biomae.decode`) and
-three of its own: ``data`` (:class:`LabeledDataConfig`: where the labelled recordings are and how
-windows are drawn), ``head`` (:class:`HeadConfig`: the task and its head) and ``finetune``
-(:class:`FinetuneSection`: the initial encoder, freezing and layer-wise decay). Unknown sections
-or keys are errors that name them; ``optim`` and ``train`` default to fine-tuning values
-(``lr=5e-4``, ``warmup_steps=20``, ``out_dir="runs/finetune"``) when absent.
-"""
+``optim``, ``train`` from :mod:`biomae.train.pretrain_config`; ``decode`` from :mod:`biomae.decode`)
+and three of its own: ``data`` (:class:`LabeledDataConfig`: where the labelled recordings are and
+how windows are drawn), ``head`` (:class:`HeadConfig`: the task and its head) and ``finetune``
+(:class:`FinetuneSection`: the initial encoder, freezing and layer-wise decay). Unknown sections or
+keys are errors that name them; ``optim`` and ``train`` default to fine-tuning values (``lr=5e-4``,
+``warmup_steps=20``, ``out_dir="runs/finetune"``) when absent."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from biomae.decode import DecodeConfig
-from biomae.train.config import (
+from biomae.train.pretrain_config import (
     ConfigError,
     FrontEndConfig,
     ModelConfig,

@@ -22,8 +22,10 @@ from torch import nn
 
 from biomae.models import files
 from biomae.models.files import FINETUNED_FORMAT, MODEL_FORMAT, ModelSpec, TaskModel
-from biomae.train.config import ConfigError
+from biomae.models.vit import Encoder
+from biomae.train.common import NO_DECAY_NAMES
 from biomae.train.finetune_config import FinetuneConfig, config_from_dict, config_to_dict
+from biomae.train.pretrain_config import ConfigError
 from biomae.train.tasks import TASKS
 
 
@@ -68,8 +70,6 @@ def build_model(config: FinetuneConfig) -> FinetuneModel:
     the task's head — the init file's own head when its task and head equal this run's."""
     from safetensors.torch import load_file
 
-    from biomae.models.vit import Encoder
-
     torch.manual_seed(config.train.seed)
     init_spec = None
     if config.finetune.init == "none":
@@ -108,7 +108,6 @@ def _same_head(init: ModelSpec, run: ModelSpec) -> bool:
 def param_groups(model: FinetuneModel, weight_decay: float, layer_decay: float) -> list[dict]:
     """AdamW groups with layer-wise learning-rate decay (``lr_scale``) and no decay on norms,
     biases and embeddings; frozen parameters are left out."""
-    from biomae.train.common import NO_DECAY_NAMES
 
     depth = len(model.encoder.blocks)
     groups: dict[tuple[int, bool], dict] = {}
@@ -148,8 +147,6 @@ def load_finetuned(path: str | Path, device: str = "cpu") -> tuple[FinetuneModel
         ValueError: the file is not a biomae fine-tuned model, or its weights do not fit its spec.
     """
     from safetensors.torch import load_file
-
-    from biomae.models.vit import Encoder
 
     path = files.resolve_model_path(path)
     metadata = files.read_metadata(path, "fine-tuned model")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from biomae._io import atomic_path
+from biomae.atomic_io import atomic_path
 
 
 def append_csv(path: Path, columns: list[str], row: dict) -> None:

@@ -36,17 +36,18 @@ import numpy as np
 import torch
 
 from biomae import distributed
-from biomae._io import atomic_write_text
+from biomae.atomic_io import atomic_write_text
 from biomae.devices import autocast
 from biomae.features import FrontEnd
+from biomae.models.mae import MAE
 from biomae.train import common, data, logs
-from biomae.train.config import (
+from biomae.train.config_values import config_changes
+from biomae.train.pretrain_config import (
     ConfigError,
     PretrainConfig,
     config_to_dict,
     config_to_json,
 )
-from biomae.train.config_values import config_changes
 
 CHECKPOINT_NAME = "checkpoint.pt"
 ENCODER_NAME = "encoder.safetensors"
@@ -68,7 +69,6 @@ def mask_generator(seed: int, index: int) -> torch.Generator:
 
 def build_model(config: PretrainConfig, info: distributed.DistInfo):
     """The MAE on ``info.device``; checkpointing / compile / DDP / FSDP2 applied from outside."""
-    from biomae.models.mae import MAE
 
     mae_config = config.model.build_config()
     if mae_config.encoder.n_mels != config.front_end.n_mels:

@@ -29,6 +29,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from biomae import losses
+from biomae.annotations.schema import concat_events
+from biomae.decode import boundary_targets, decode_events, frame_targets
+from biomae.infer import Scorer
+from biomae.metrics.events import MatchConfig, event_f1
+from biomae.models import files, heads
+from biomae.train.finetune_data import LabeledWindows
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -58,8 +66,6 @@ class Task:
         (:func:`biomae.models.files.build_head`, from its spec's head parameters)."""
         import dataclasses
 
-        from biomae.models import files
-
         params = files.head_params(
             self.name, dataclasses.asdict(config.head), config.front_end.hop_s, vit_config
         )
@@ -83,7 +89,6 @@ class Task:
 
     def validation_batch(self, val_items: list, config: FinetuneConfig) -> dict | None:
         """The fixed held-out batch :meth:`score` reads (``4 * batch_size`` windows), or None."""
-        from biomae.train.finetune_data import LabeledWindows
 
         return LabeledWindows(
             val_items,
@@ -115,8 +120,6 @@ class DetectTask(Task):
         self.thresholds = tuple(thresholds)
 
     def build_head(self, config, vit_config):
-        from biomae.models import heads
-
         head = super().build_head(config, vit_config)
         heads.init_output_bias(head.out, prior=0.1)
         return head
@@ -128,16 +131,12 @@ class DetectTask(Task):
         """``{name: (B, T_out, C)}`` frame targets for each head output."""
         import torch
 
-        from biomae import decode
-
         labels = config.head.labels or None
         n_out, hop_s = out["activity"].shape[1], head.frame_hop_s
         frames: dict[str, list] = {"activity": [], "onset": [], "offset": []}
         for item, offset_s in zip(batch["items"], batch["offsets_s"], strict=True):
-            frames["activity"].append(
-                decode.frame_targets(item.events, n_out, hop_s, labels, offset_s)
-            )
-            onset, offset = decode.boundary_targets(item.events, n_out, hop_s, labels, offset_s)
+            frames["activity"].append(frame_targets(item.events, n_out, hop_s, labels, offset_s))
+            onset, offset = boundary_targets(item.events, n_out, hop_s, labels, offset_s)
             frames["onset"].append(onset)
             frames["offset"].append(offset)
         return {
@@ -147,7 +146,6 @@ class DetectTask(Task):
 
     def loss(self, out, targets, config):
         """Activity + half-weighted onset / offset terms, each class-balanced BCE or focal."""
-        from biomae import losses
 
         h = config.head
         terms, weights = {}, {}
@@ -174,9 +172,6 @@ class DetectTask(Task):
     def score(self, model, front_end, val_items, val_batch, config, device):
         """Event F1 at IoU >= 0.3 over the whole validation recordings (labels matched when the
         head has labels); with ``finetune.calibrate_threshold`` the best over :attr:`thresholds`."""
-        from biomae.annotations.schema import concat_events
-        from biomae.decode import decode_events
-        from biomae.metrics.events import MatchConfig, event_f1
 
         labels = config.head.labels or [""]
         probs = predict_recordings(model, val_items, config, device)
@@ -220,7 +215,7 @@ def predict_recordings(model, items: list, config: FinetuneConfig, device) -> li
     looping its own audio, fp32), so the threshold calibrated on these scores is the one that
     ships. Raises the error of a recording that cannot be read.
     """
-    from biomae.infer import Scorer
+    # here, not at the top: biomae.train.finetune_model imports this module
     from biomae.train.finetune_model import model_spec
 
     spec = model_spec(config, model.encoder.config)
@@ -256,8 +251,6 @@ class ClassifyTask(Task):
         return torch.from_numpy(target).to(out.device)
 
     def loss(self, out, targets, config):
-        from biomae import losses
-
         return losses.multilabel_bce(out.float(), targets)
 
     def score(self, model, front_end, val_items, val_batch, config, device):
@@ -304,8 +297,6 @@ class EmbedTask(Task):
         return torch.tensor([index[lab] for lab in batch["labels"]], device=out.device)
 
     def loss(self, out, targets, config):
-        from biomae import losses
-
         return losses.supcon_loss(out.float(), targets, config.head.temperature)
 
     def score(self, model, front_end, val_items, val_batch, config, device):

@@ -1,57 +1,9 @@
-"""``biomae annotate``: folders of recordings in, event tables (and pictures) out — resumably.
-
-For every recording found under the inputs (files, folders searched recursively, globs) a detector
-returns an event table, written in each chosen format under ``out_dir``.
-
-Output names (a recording's *key*) depend only on the recording and the input that reached it,
-never on which other inputs are given:
-
-- a folder input ``.../siteB`` names its files ``siteB/<path relative to the folder>``
-  (``siteB/2024/20240101_000000``), so ``siteA/x.flac`` and ``siteB/x.flac`` never collide,
-  and ``biomae annotate siteB`` and ``biomae annotate siteA siteB`` write ``siteB``'s outputs at
-  the same place;
-- a file input (or a glob's match) ``.../siteB/x.flac`` is named ``siteB/x``, as through its folder;
-- the suffix is dropped, unless another audio file with the same stem lies in the same folder:
-  ``rec.flac`` and ``rec.aiff`` side by side are ``siteB/rec.flac`` and ``siteB/rec.aiff``;
-- two different files that would still get one name (two inputs ``a/siteB`` and ``b/siteB``) stop
-  the run before it starts (exit code 2), naming both: annotate their parent folders instead.
-
-Beside the tables (``<key>.selections.txt``, ...):
-
-- ``run.json`` — the settings (detector parameters, formats, pictures) the results were made with,
-  the inputs and the biomae version. A rerun with other settings into a folder that holds results is
-  refused, listing each change (old -> new); ``overwrite=True`` (``--overwrite``) redoes every
-  recording. New inputs with the same settings are added to the run;
-- ``manifest.jsonl`` — one line per finished recording (done or error), appended as each ends,
-  keyed by the recording's resolved path, size and modification time: a rerun skips the recordings
-  done whose file is unchanged and whose outputs all exist, and redoes the others (a changed file
-  included); under ``torchrun`` each rank appends to its own ``manifest.rankN.jsonl``;
-- ``summary.csv`` — one row per recording: status, the detector that ran on it, events, duration,
-  sample rate, channels, a warning (a truncated file; pictures limited to ``max_pages``), seconds;
-- ``errors.csv`` — every recording that could not be read, with the reason (the run goes on);
-- ``events.csv`` / ``events.parquet`` — all events of the run in one canonical table.
-
-Guarantees: every file is written atomically (temporary file, then rename) and a recording's
-formats are written all or none, so an interrupted or killed run (Ctrl-C, kill -9) leaves no
-half-written table, the next run removes the temporary files a killed run left and resumes where
-it stopped, and each recording's events appear in ``events.csv`` exactly once. Events are clipped
-to the recording (an end rounded past it is set to its end, times to the microsecond, never past
-it); an event so cut is kept even when now shorter than the detector's minimum duration. A
-recording that fails (unreadable, or a format that cannot hold its events) is an error row with no
-outputs. An error while writing outputs (disk full) is not a recording's error: the run stops with
-:class:`OutputError` naming the path, keeping every recording already written.
-
-Data parallel over processes, GPUs and nodes: launched by ``torchrun`` (``WORLD_SIZE`` > 1), rank
-``r`` of ``W`` annotates recordings ``r, r + W, r + 2W, …`` of the sorted list (a disjoint share),
-then all ranks meet at a barrier (gloo) and rank 0 merges every rank's manifest into the run's
-summary and combined tables::
-
-    torchrun --nproc-per-node 4 -m biomae annotate recordings/ --out annotations/ --model M
-"""
+"""The annotation run of :func:`annotate` (the package docstring, :mod:`biomae.annotate`, says what
+it guarantees): find the recordings, skip those done, detect, write each one's outputs, then the
+run's tables."""
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import signal
@@ -60,35 +12,16 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import pandas as pd
 
-from biomae import _annotate_files as files
-from biomae._annotate_files import STATE_DIR, OutputError, UsageError
+from biomae import audio as audio_io
+from biomae.annotate import files
+from biomae.annotate.files import OutputError
+from biomae.annotate.recordings import Recording, find_recordings
 from biomae.annotations import make_events, output_suffixes, validate_events
-from biomae.audio import RECORDING_SUFFIXES
-
-__all__ = [
-    "STATE_DIR",
-    "AnnotateConfig",
-    "OutputError",
-    "Recording",
-    "UsageError",
-    "annotate",
-    "detector_name",
-    "find_recordings",
-]
-
-
-class Detector(Protocol):
-    """What ``annotate`` needs of a detector (the energy detector, or a trained model)."""
-
-    name: str
-
-    def params(self) -> dict: ...
-
-    def detect_file(self, path: str | Path, recording: str | None = None) -> pd.DataFrame: ...
+from biomae.audio import AudioInfo
+from biomae.detectors import Detector, complete
 
 
 @dataclass
@@ -126,89 +59,13 @@ class AnnotateConfig:
         }
 
 
-@dataclass
-class Recording:
-    """An input recording and the key its outputs are written under (module docstring)."""
-
-    path: Path
-    key: str  # e.g. "site1/20240101_0500" (no suffix), stable and unique within a run
-    resolved: str = ""
-
-    def __post_init__(self) -> None:
-        self.resolved = self.resolved or str(self.path.resolve())
-
-
-def _key(file: Path, root: Path, stems: dict[Path, set[str]]) -> str:
-    """``<root folder's name>/<file relative to root>``, suffix kept only if a sibling shares the
-    stem."""
-    folder = file.parent
-    if folder not in stems:
-        seen: set[str] = set()
-        stems[folder] = clash = set()
-        for sibling in folder.iterdir():
-            if sibling.suffix.lower() in RECORDING_SUFFIXES:
-                (clash if sibling.stem in seen else seen).add(sibling.stem)
-    relative = file.relative_to(root)
-    if file.stem not in stems[folder]:
-        relative = relative.with_suffix("")
-    prefix = Path(os.path.abspath(root)).name
-    return (Path(prefix) / relative).as_posix() if prefix else relative.as_posix()
-
-
-def find_recordings(inputs: Iterable[str | os.PathLike]) -> list[Recording]:
-    """Expand files, folders (recursive) and globs into recordings with stable, unique keys.
-
-    Raises:
-        FileNotFoundError: an input matches nothing (names the input).
-        UsageError: a folder holds no audio, or two files would be written under one key.
-    """
-    found: list[tuple[Path, Path]] = []  # (file, the folder its key is relative to)
-    for item in inputs:
-        item = str(item)
-        path = Path(item)
-        if path.is_dir():
-            files_in = sorted(p for p in path.rglob("*") if p.suffix.lower() in RECORDING_SUFFIXES)
-            files_in = [p for p in files_in if p.is_file() and STATE_DIR not in p.parts]
-            if not files_in:
-                suffixes = " ".join(sorted(RECORDING_SUFFIXES))
-                raise UsageError(f"{item}: no audio files in this folder (looked for {suffixes})")
-            found.extend((p, path) for p in files_in)
-        elif path.is_file():
-            found.append((path, path.parent))
-        elif glob.has_magic(item):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-            found.extend((p, p.parent) for p in matches if p.is_file())
-            if not matches:
-                raise FileNotFoundError(f"{item}: no file matches this pattern")
-        else:
-            raise FileNotFoundError(f"{item}: no such file or folder")
-    recordings: list[Recording] = []
-    by_key: dict[str, Recording] = {}
-    resolved: set[str] = set()
-    stems: dict[Path, set[str]] = {}
-    for file, root in found:
-        rec = Recording(path=file, key=_key(file, root, stems))
-        if rec.resolved in resolved:  # the same file named twice (a folder and a glob, say)
-            continue
-        if rec.key in by_key:
-            raise UsageError(
-                f"{by_key[rec.key].path} and {file} would both be written as {rec.key!r}; "
-                "annotate their parent folders instead (or each into its own --out)"
-            )
-        resolved.add(rec.resolved)
-        by_key[rec.key] = rec
-        recordings.append(rec)
-    return recordings
-
-
-def detector_name(detector: Detector, path: str | Path) -> str:
-    """The detector that runs on ``path``: ``detector.name_for(path)`` where it routes files."""
-    if hasattr(detector, "name_for"):
-        try:
-            return str(detector.name_for(path))
-        except Exception:  # an unreadable file: reported as the recording's error
-            pass
-    return str(detector.name)
+def detector_name(detector: Detector, path: str | Path, info: AudioInfo | None = None) -> str:
+    """The detector that runs on ``path`` (its header ``info``, when read already):
+    ``detector.name_for(path)`` where it routes files, else its name."""
+    try:
+        return str(complete(detector).name_for(path, info))
+    except Exception:  # an unreadable file: reported as the recording's error
+        return str(detector.name)
 
 
 class _Interrupts:
@@ -259,9 +116,9 @@ def annotate(
 
 
 def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupts) -> pd.DataFrame:
-    from biomae import audio as audio_io
-    from biomae import distributed
+    from biomae import distributed  # imports torch: `import biomae.annotate` stays without it
 
+    detector = complete(detector)  # info arguments, name_for, detect_many: checked once
     inputs = [str(i) for i in inputs]
     files.check_out_dir(out_dir)
     recordings = find_recordings(inputs)
@@ -270,10 +127,10 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
     earlier_inputs = (
         [] if config.overwrite else files.check_settings(out_dir, settings, bool(manifest))
     )
-    info = distributed.init(device="cpu")  # gloo: annotate only needs a barrier between ranks
-    main_rank = info.rank == 0
+    world = distributed.init(device="cpu")  # gloo: annotate only needs a barrier between ranks
+    main_rank = world.rank == 0
     manifest_path = out_dir / (
-        "manifest.jsonl" if info.world_size == 1 else f"manifest.rank{info.rank}.jsonl"
+        "manifest.jsonl" if world.world_size == 1 else f"manifest.rank{world.rank}.jsonl"
     )
     if config.overwrite:
         manifest = {}
@@ -284,26 +141,30 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
             for old in out_dir.glob("manifest*.jsonl"):
                 old.unlink()
         all_inputs = earlier_inputs + [i for i in inputs if i not in earlier_inputs]
-        files.write_run_json(out_dir, all_inputs, settings, len(recordings), info.world_size)
+        files.write_run_json(out_dir, all_inputs, settings, len(recordings), world.world_size)
     distributed.barrier()
 
     todo, entries = [], {}
-    for rec in recordings[info.rank :: info.world_size]:
+    for rec in recordings[world.rank :: world.world_size]:
         entry = manifest.get(rec.resolved)
         if _is_done(entry, rec, out_dir, config):
             entries[rec.resolved] = entry | {"skipped": True}
         else:
             todo.append(rec)
 
-    progress = _progress(todo, audio_io, enabled=config.progress and main_rank)
-    if hasattr(detector, "detect_many"):  # a model: windows of many recordings share batches
-        detections = (result for _, result in detector.detect_many([r.path for r in todo]))
-    else:
-        detections = (None for _ in todo)
+    headers = read_headers(todo)  # each recording's header, read once for the whole run
+    progress = _progress(todo, headers, enabled=config.progress and main_rank)
+    readable = [rec for rec in todo if isinstance(headers[rec.resolved], AudioInfo)]
+    # a model's windows of many recordings share batches; other detectors go one by one
+    detections = detector.detect_many(
+        [rec.path for rec in readable], [headers[rec.resolved] for rec in readable]
+    )
     try:
-        for rec, detected in zip(todo, detections, strict=True):
+        for rec in todo:
             interrupts.check()
-            entry = _annotate_one(rec, out_dir, detector, config, audio_io, detected)
+            header = headers[rec.resolved]
+            detected = next(detections)[1] if isinstance(header, AudioInfo) else header
+            entry = _annotate_one(rec, out_dir, detector, config, header, detected)
             files.append_manifest(manifest_path, entry)
             entries[rec.resolved] = entry | {"skipped": False}
             progress.update(entry.get("duration_s") or 0.0)
@@ -316,7 +177,7 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
         detections.close()  # stops a model's decoding thread / workers
         progress.close()
     interrupts.check()
-    if info.world_size == 1:
+    if world.world_size == 1:
         return files.write_run_tables(out_dir, [entries[r.resolved] for r in recordings])
     distributed.barrier()  # every rank's manifest is complete
     if main_rank:
@@ -353,11 +214,30 @@ def fit_to_recording(events: pd.DataFrame, duration_s: float) -> pd.DataFrame:
     return events.assign(start_s=start_s.where(start_s <= end_s, end_s), end_s=end_s)
 
 
+def read_headers(recordings: Iterable[Recording]) -> dict[str, AudioInfo | Exception]:
+    """Each recording's header (:func:`biomae.audio.info`), or the error that stopped reading
+    it, by resolved path: read once per run, then handed to the detector, the pictures and the
+    summary."""
+    headers: dict[str, AudioInfo | Exception] = {}
+    for rec in recordings:
+        try:
+            headers[rec.resolved] = audio_io.info(rec.path)
+        except Exception as err:  # the recording's error, reported when its turn comes
+            headers[rec.resolved] = err
+    return headers
+
+
 def _annotate_one(
-    rec: Recording, out_dir: Path, detector: Detector, config, audio_io, detected=None
+    rec: Recording,
+    out_dir: Path,
+    detector: Detector,
+    config,
+    header: AudioInfo | Exception,
+    detected,
 ) -> dict:
-    """Detect (unless ``detected`` holds the events, or the exception, already) and write one
-    recording; a recording's failure becomes an ``error`` entry with no outputs. An output that
+    """Write one recording of header ``header`` (or the error reading it) whose detection gave
+    ``detected`` (its events, or the exception); a recording's failure becomes an ``error`` entry
+    with no outputs. An output that
     cannot be written raises :class:`OutputError`; KeyboardInterrupt stops the run, leaving only
     whole files behind."""
     started = time.perf_counter()
@@ -369,7 +249,9 @@ def _annotate_one(
         "size": stat.st_size if stat else None,
         "mtime_ns": stat.st_mtime_ns if stat else None,
         "status": "error",
-        "detector": detector_name(detector, rec.path),
+        "detector": detector_name(
+            detector, rec.path, header if isinstance(header, AudioInfo) else None
+        ),
         "n_events": 0,
         "duration_s": None,
         "sample_rate": None,
@@ -378,7 +260,9 @@ def _annotate_one(
         "error": "",
     }
     try:
-        info = audio_io.info(rec.path)
+        if isinstance(header, Exception):
+            raise header
+        info = header
         entry.update(
             duration_s=info.duration_s,
             sample_rate=info.sample_rate,
@@ -387,7 +271,7 @@ def _annotate_one(
         )
         if isinstance(detected, Exception):
             raise detected
-        events = detector.detect_file(rec.path, str(rec.path)) if detected is None else detected
+        events = detected
         events = make_events(events)
         validate_events(
             events,
@@ -413,6 +297,7 @@ def _annotate_one(
 
 def _plot(rec: Recording, events, out_dir: Path, config, name: str, info) -> str | None:
     """Pictures of one recording; returns a note when ``max_pages`` left pages undrawn."""
+    # torch: imported when used, so that `import biomae.annotate.run` stays without it
     from biomae.viz import plot_recording_pages
 
     n_pages = max(1, math.ceil(info.duration_s / config.page_s))
@@ -424,6 +309,7 @@ def _plot(rec: Recording, events, out_dir: Path, config, name: str, info) -> str
             page_s=config.page_s,
             title=f"{rec.path.name} — {len(events)} events ({name})",
             max_pages=config.max_pages,
+            info=info,
         )
     if config.max_pages is not None and n_pages > config.max_pages:
         drawn_s = config.max_pages * config.page_s
@@ -442,20 +328,15 @@ class _NoProgress:
     def close(self) -> None: ...
 
 
-def _progress(todo: list[Recording], audio_io, enabled: bool):
+def _progress(todo: list[Recording], headers: dict, enabled: bool):
     """A tqdm bar over seconds of audio (ETA by audio duration, not by file count)."""
     if not enabled or not todo:
         return _NoProgress()
     from tqdm.auto import tqdm
 
-    total_s = 0.0
-    for rec in todo:
-        try:
-            total_s += audio_io.info(rec.path).duration_s
-        except Exception:
-            pass  # reported when the file's turn comes
+    headers = [headers[rec.resolved] for rec in todo]
     return tqdm(
-        total=total_s,
+        total=sum(h.duration_s for h in headers if isinstance(h, AudioInfo)),
         unit="s audio",
         desc="annotate",
         dynamic_ncols=True,

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from biomae import __version__
-from biomae._io import atomic_open, atomic_path, atomic_write_text
 from biomae.annotations import concat_events, format_module, output_suffixes, write_annotations
+from biomae.atomic_io import atomic_open, atomic_path, atomic_write_text
 
 STATE_DIR = ".biomae"  # per-recording canonical tables, used to resume and to merge the run's table
 RUN_FILES = ("run.json", "summary.csv", "errors.csv", "events.csv", "events.parquet")
@@ -38,7 +38,7 @@ SUMMARY_COLUMNS = [
     "error",
 ]
 INT_COLUMNS = ("n_events", "sample_rate", "channels")
-# atomic_path's temporary files: ".{name}.{8 random characters from mkstemp}.part"
+# atomic_io.atomic_path's temporary files: ".{name}.{8 random characters from mkstemp}.part"
 _TEMP = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.part$")
 
 

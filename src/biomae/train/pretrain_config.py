@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from biomae.features import FrontEndConfig as FrontEndConfig  # re-exported: [front_end]
+from biomae.models.presets import get_preset
 from biomae.train.config_values import (  # re-exported (``as``): their home used to be here
     ConfigError as ConfigError,
 )
@@ -67,7 +68,6 @@ class ModelConfig:
 
     def build_config(self):
         """The ``MAEConfig`` of this preset with the overrides applied."""
-        from biomae.models.presets import get_preset
 
         return get_preset(self.preset, **self.overrides)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from biomae.train.config import (
+from biomae.train.pretrain_config import (
     ConfigError,
     config_from_dict,
     config_to_dict,
