@@ -59,7 +59,7 @@ def spectrogram_png(event: dict, recording: dict, dynamic_range_db: float = 80.0
     """PNG of the power spectrogram over :func:`view` (0 Hz at the bottom, Nyquist at the top)."""
     from PIL import Image
 
-    from biomae.features import power_spectrogram
+    from biomae.spectral import power_spectrogram
 
     span = view(event, recording)
     sample_rate = recording["sample_rate"]

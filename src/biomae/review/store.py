@@ -75,7 +75,7 @@ class ReviewStore:
                     f"{path} not found: give the --out folder of a finished `biomae annotate` run "
                     "(one written with --format parquet or the default formats)"
                 )
-        from biomae._annotate_files import read_manifests
+        from biomae.annotate.files import read_manifests
 
         summary = pd.read_csv(summary_path, keep_default_na=False)
         summary = summary[summary["status"] == "done"]
