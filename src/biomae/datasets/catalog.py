@@ -59,11 +59,14 @@ RECORDING_COLUMNS = (
     "split",
     "source",
     "license",
+    "role",
     "duplicate_of",
     "note",
 )
 CATALOG_EVENT_COLUMNS = (*EVENT_COLUMNS, "dataset", "recording_id", "note")
-_STRING_METADATA = ("taxon", "site", "individual", "label", "split", "source", "license", "note")
+_STRING_METADATA = (
+    "taxon", "site", "individual", "label", "split", "source", "license", "role", "note",
+)  # fmt: skip
 _MIB = 1 << 20
 
 
@@ -253,7 +256,10 @@ class Catalog:
         """All recordings (an empty table with the catalog's columns when nothing is imported)."""
         if not self.recordings_path.exists():
             return pd.DataFrame({c: pd.Series(dtype=object) for c in RECORDING_COLUMNS})
-        return pd.read_parquet(self.recordings_path)
+        table = pd.read_parquet(self.recordings_path)
+        for column in set(RECORDING_COLUMNS) - set(table.columns):  # a catalog from before `role`
+            table[column] = ""
+        return table
 
     def events(self) -> pd.DataFrame:
         """All events (canonical columns plus ``dataset``, ``recording_id``, ``note``)."""

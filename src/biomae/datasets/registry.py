@@ -39,6 +39,7 @@ RECORDING_METADATA = (
     "label",
     "split",
     "license",
+    "role",
     "duplicate_of",
     "note",
 )
@@ -142,7 +143,7 @@ def register(adapter: DatasetAdapter) -> DatasetAdapter:
 
 def _ensure_loaded() -> None:
     # the adapter modules register themselves on import
-    from biomae.datasets import adapters, adapters_tables, shared  # noqa: F401
+    from biomae.datasets import adapters, adapters_sources, adapters_tables, shared  # noqa: F401
 
 
 def get_adapter(name: str) -> DatasetAdapter:
