@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from biomae.annotations import concat_events, make_events
 from biomae.datasets.layouts import _clip_events
 from biomae.datasets.registry import (
     ConvertFn,
@@ -31,7 +32,6 @@ from biomae.datasets.registry import (
     register,
     require,
 )
-from biomae.annotations import concat_events, make_events
 
 ROLES = ("calls", "background", "negative")
 
@@ -62,15 +62,11 @@ def _clips(
         license=licenses,
     )
     called = [i for i, r in enumerate(roles) if r == "calls"]
-    events = [
-        _clip_events([audio[i]], [labels[i]], taxa[i]) for i in called
-    ] or [make_events([])]
+    events = [_clip_events([audio[i]], [labels[i]], taxa[i]) for i in called] or [make_events([])]
     return recordings, concat_events(events)
 
 
-def _adapter(
-    name: str, source: Source, *, convert: ConvertFn, layout: str, **meta
-) -> None:
+def _adapter(name: str, source: Source, *, convert: ConvertFn, layout: str, **meta) -> None:
     register(
         DatasetAdapter(
             name=name, layout=layout, convert=convert, task="classification",
@@ -103,7 +99,9 @@ def _insectset(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     audio, labels, splits, taxa = [], [], [], []
     for family in ("Cicadidae", "Orthoptera"):
         rows = _read_csv(root / "data" / f"{family}.csv", INSECTSET_LAYOUT)
-        listed = dict(zip(rows["file_name"], zip(rows["species"], rows["data_set"])))
+        listed = dict(
+            zip(rows["file_name"], zip(rows["species"], rows["data_set"], strict=True), strict=True)
+        )
         for path in _under(root / "data", family, INSECTSET_LAYOUT):
             # a file the table does not list keeps its species folder as label, no split
             species, split = listed.get(path.name, (path.parent.name, ""))
@@ -150,8 +148,9 @@ def _synthesis_inputs(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for path in _under(base, "vocalisations", BDS_LAYOUT):
         audio.append(path), labels.append(path.parent.name), roles.append("calls")
         taxa.append("Aves"), licenses.append("none stated: research use only")
-    for folder, folder_role in (("vocalisations_xc", "calls"), ("noise", "background"),
-                                ("negative", "negative"), ("temp_noise_bp", "background")):  # fmt: skip
+    folders = (("vocalisations_xc", "calls"), ("noise", "background"), ("negative", "negative"),
+               ("temp_noise_bp", "background"))  # fmt: skip
+    for folder, folder_role in folders:
         if not (base / folder).is_dir():
             continue
         tags = _tags(base / folder)
@@ -350,7 +349,7 @@ CHIMP_LAYOUT = """\
 ROOT/                                   git clone of UtrechtUniversity/animal-sounds
   test_data/processed_wav_files/chimpanzee.csv           wav, type (call type)
   test_data/processed_wav_files/vocalizations/*.wav      chimpanzee calls (role calls)
-  test_data/synthetic_intermediate/background/*.wav      Congo forest background (role background)"""
+  test_data/synthetic_intermediate/background/*.wav      Congo forest (role background)"""
 
 
 def _chimpanzees(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -403,7 +402,7 @@ def _zero_ad(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     ]
     audio = [p for paths, _ in parts for p in paths]
     roles = [role for paths, role in parts for _ in paths]
-    labels = [_prefix_label(p) if r == "calls" else "" for p, r in zip(audio, roles)]
+    labels = [_prefix_label(p) if r == "calls" else "" for p, r in zip(audio, roles, strict=True)]
     return _clips(audio, labels, roles, [""] * len(audio), ["CC-BY-SA-3.0"] * len(audio))
 
 
@@ -459,7 +458,4 @@ def find_source(root: str | Path, source: Source) -> Path | None:
 
 def sources_status(root: str | Path) -> list[dict]:
     """One row per source: ``dataset``, ``path`` (None when missing) and ``get`` (commands)."""
-    return [
-        {"dataset": s.dataset, "path": find_source(root, s), "get": s.get} for s in SOURCES
-    ]
-
+    return [{"dataset": s.dataset, "path": find_source(root, s), "get": s.get} for s in SOURCES]

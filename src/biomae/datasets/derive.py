@@ -52,8 +52,7 @@ class DeriveConfig:
     def __post_init__(self) -> None:
         if not 0 < self.off_db <= self.min_snr_db:
             raise ValueError(
-                f"DeriveConfig: need 0 < off_db <= min_snr_db, got {self.off_db}, "
-                f"{self.min_snr_db}"
+                f"DeriveConfig: need 0 < off_db <= min_snr_db, got {self.off_db}, {self.min_snr_db}"
             )
         if not 0 < self.floor_quantile < 0.5 or not 0 < self.max_cover <= 1:
             raise ValueError(
@@ -120,7 +119,8 @@ def derive_events(
         return make_events([]), f"unsteady floor: {residual_db:.1f} dB"
     snr_db = -10 * np.log1p(-events["score"].clip(upper=1 - 1e-12))  # the detector's score map
     # time boundaries only: the detector's frequency boxes were off on 3 of 6 real clips checked
-    events = events.assign(label=label, low_hz=np.nan, high_hz=np.nan, note=[f"{DERIVED_NOTE}: {s:.1f} dB above clip floor" for s in snr_db])
+    notes = [f"{DERIVED_NOTE}: {s:.1f} dB above clip floor" for s in snr_db]
+    events = events.assign(label=label, low_hz=np.nan, high_hz=np.nan, note=notes)
     return events, "clean"
 
 
