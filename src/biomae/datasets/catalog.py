@@ -8,6 +8,9 @@ A catalog directory holds
   ``regions`` is a JSON list of the ``[start_s, end_s]`` spans annotated exhaustively and
   ``annotated_s`` their total; ``duplicate_of`` is the ``recording_id`` of a row with the same
   checksum imported earlier (in this import, or already in the catalog): kept, but flagged.
+  ``role`` is what a recording serves for in training — ``calls``, ``background`` or
+  ``negative`` (:mod:`biomae.datasets.adapters_sources`), empty when unstated; ``license`` may
+  hold per-file terms. Catalogs written before ``role`` existed read with an empty one.
 - ``events.parquet``: the canonical event table plus ``dataset``, ``recording_id`` and ``note``.
 - ``prepared/<rate>hz-<dtype>/``: recordings decoded and resampled once for the window samplers
   (:mod:`biomae.datasets.prepared`, :meth:`Catalog.prepare_audio`), keyed by checksum.

@@ -157,8 +157,13 @@ def derive_catalog(catalog_dir: str | Path, config: DeriveConfig | None = None) 
         reasons[key] = reasons.get(key, 0) + 1
         if reason != "clean":
             continue
+        clip_events = events[events["recording_id"] == row.recording_id]
         found = found.assign(
-            recording=row.path, taxon=row.taxon, dataset=row.dataset, recording_id=row.recording_id
+            recording=row.path,
+            taxon=row.taxon,
+            dataset=row.dataset,
+            recording_id=row.recording_id,
+            source=clip_events["source"].iloc[0] if len(clip_events) else "",  # one label map row
         )
         derived.append(found)
         done.append(row.recording_id)
