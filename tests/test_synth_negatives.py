@@ -128,3 +128,35 @@ def test_cli_mixes_catalog_backgrounds_and_hard_negatives(tmp_path, capsys):
         if entry["negative"]:
             assert len(table) == 0
     assert f"({len(negatives)} hard negatives)" in capsys.readouterr().out
+
+
+def test_boundaries_only_skips_whole_clip_labels(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    t = np.arange(RATE) / RATE
+    paths = []
+    for name in ("derived", "clip"):
+        audio = 0.001 * rng.standard_normal(RATE) + 0.3 * np.sin(2 * np.pi * 1000 * t) * (
+            (t > 0.4) & (t < 0.6)
+        )
+        paths.append(str(tmp_path / f"{name}.wav"))
+        sf.write(paths[-1], audio, RATE)
+    recordings = pd.DataFrame(
+        {"path": paths, "annotation": ["full", "clip"], "label": ["tone", "tone"]}
+    )
+    events = pd.DataFrame(
+        {"recording": paths, "start_s": [0.4, 0.0], "end_s": [0.6, 1.0], "label": "tone"}
+    )
+    catalog = tmp_path / "catalog"
+    Catalog(catalog).add("d", recordings, events)
+    out = tmp_path / "synth"
+    args = ["data", "synth", "--catalog", str(catalog), "--n", "2", "--duration-s", "3",
+            "--sample-rate", str(RATE), "--out", str(out)]  # fmt: skip
+    assert main([*args, "--boundaries-only"]) == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["snippets_per_label"] == {"tone": 1}
+    for entry in manifest["files"]:
+        table = read_annotations(out / entry["audio"].replace(".flac", ".csv"), "csv")
+        assert np.allclose(table["end_s"] - table["start_s"], 0.2)
+    assert main(args) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["snippets_per_label"] == {"tone": 2}

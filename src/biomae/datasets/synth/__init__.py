@@ -30,7 +30,8 @@ Pipeline (``biomae data synth``):
    :mod:`biomae.datasets.adapters_sources`), and with probability ``negative_prob`` a soundscape
    is a hard negative (:mod:`biomae.datasets.synth.negatives`): generated call-free sound (noise
    from −80 to −10 dBFS, dithered silence, handling clicks, rain-like impulses), no call placed,
-   an empty table, and its kind under ``negative`` in the manifest.
+   an empty table, and its kind under ``negative`` in the manifest. ``boundaries_only`` skips
+   the whole-clip events of clip-labelled catalog recordings (``biomae data derive`` first).
 
 The table lists exactly the calls placed: ``start_s``/``end_s`` are the snippet's event times
 shifted by the integer onset, with label, taxon, ``low_hz``/``high_hz`` from the source event (NaN

@@ -49,6 +49,9 @@ class SynthConfig:
         background_catalog: a catalog folder whose recordings with a ``role`` in
             ``background_roles`` are backgrounds too (``biomae data sources --import`` sets roles).
         background_roles: the roles taken from ``background_catalog``.
+        boundaries_only: with ``catalog``, cut snippets only from events with real boundaries:
+            skip the whole-clip events of recordings whose annotation is still ``clip`` (derive
+            boundaries first with ``biomae data derive``).
     """
 
     duration_s: float = 60.0
@@ -78,6 +81,7 @@ class SynthConfig:
     negative_prob: float = 0.0
     background_catalog: str | None = None
     background_roles: tuple[str, ...] = ("background", "negative")
+    boundaries_only: bool = False
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:

@@ -39,7 +39,12 @@ def write_soundscapes(config: SynthConfig, out_dir: str | Path, n: int, seed: in
     if config.catalog:
         from biomae.datasets.catalog import Catalog
 
-        events, audio_root, where = Catalog(config.catalog).events(), "/", config.catalog
+        catalog = Catalog(config.catalog)
+        events, audio_root, where = catalog.events(), "/", config.catalog
+        if config.boundaries_only:
+            recordings = catalog.recordings()
+            clips = recordings.loc[recordings["annotation"] == "clip", "recording_id"]
+            events = events[~events["recording_id"].isin(clips)]
     elif config.events_path and config.audio_root:
         events = read_event_csv(config.events_path)
         audio_root, where = config.audio_root, config.events_path
@@ -176,6 +181,11 @@ def add_arguments(parser) -> None:
         "(default: background negative)",
     )  # fmt: skip
     parser.add_argument(
+        "--boundaries-only", action="store_true",
+        help="with --catalog: skip the whole-clip events of recordings still labelled per clip "
+        "(run `biomae data derive` first to give clean clips boundaries)",
+    )  # fmt: skip
+    parser.add_argument(
         "--negatives", type=float, default=0.0, metavar="P",
         help="probability of a hard-negative soundscape: generated noise (-80 to -10 dBFS), "
         "dithered silence, handling clicks or rain-like impulses, with no call and an empty table",
@@ -238,4 +248,5 @@ def _config_from_args(args) -> SynthConfig:
         negative_prob=args.negatives,
         background_catalog=args.background_catalog,
         background_roles=tuple(args.background_roles),
+        boundaries_only=args.boundaries_only,
     )
