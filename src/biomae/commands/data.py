@@ -397,7 +397,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_sources(args: argparse.Namespace) -> int:
-    from biomae.datasets.adapters_sources import sources_status
+    from biomae.datasets.sources import sources_status
 
     rows = sources_status(args.root)
     for row in rows:

@@ -1,9 +1,5 @@
-"""Small public animal-audio sources that anyone can clone: one adapter each, plus how to get them.
-
-Each :data:`SOURCES` entry names the adapter, the folder names a copy may have under a folder of
-clones (``git clone`` names it after the repository; ``OWNER+NAME`` is accepted too), and the
-commands that fetch it. :func:`sources_status` says which are present under a folder and what to
-run for the missing ones (``biomae data sources --root DIR``).
+"""Small public animal-audio sources that anyone can clone: one adapter each, registered with the
+commands that fetch it (:mod:`biomae.datasets.sources`, ``biomae data sources --root DIR``).
 
 Recordings carry a ``role``: ``calls`` (animal sounds, clip-labelled), ``background`` (real
 ambience that may hold unlabelled calls), ``negative`` (no animal sound: weather, water, machines)
@@ -16,76 +12,21 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from biomae.annotations import concat_events, make_events
-from biomae.datasets.layouts import _clip_events
-from biomae.datasets.registry import (
-    ConvertFn,
-    DatasetAdapter,
-    LayoutError,
-    audio_files,
-    recordings_table,
-    register,
-    require,
+from biomae.datasets.registry import LayoutError, audio_files, require
+from biomae.datasets.sources import (  # noqa: F401  (SOURCES, find_source: re-exported)
+    SOURCES,
+    Source,
+    _adapter,
+    _clips,
+    _read_csv,
+    _under,
+    find_source,
+    sources_status,
 )
-
-ROLES = ("calls", "background", "negative")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a registered dataset's copy comes from: ``folders`` (names of the copy under a
-    folder of clones, first is the default) and ``get`` (shell commands run in that folder)."""
-
-    dataset: str
-    folders: tuple[str, ...]
-    get: tuple[str, ...]
-
-
-SOURCES: list[Source] = []
-
-
-def _clips(
-    audio: list[Path], labels: list[str], roles: list[str], taxa: list[str], licenses: list[str]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Recordings + whole-clip events; ``calls`` clips get a clip label, the others none."""
-    recordings = recordings_table(
-        audio,
-        annotation=["clip" if r == "calls" else "none" for r in roles],
-        label=labels,
-        role=roles,
-        taxon=taxa,
-        license=licenses,
-    )
-    called = [i for i, r in enumerate(roles) if r == "calls"]
-    events = [_clip_events([audio[i]], [labels[i]], taxa[i]) for i in called] or [make_events([])]
-    return recordings, concat_events(events)
-
-
-def _adapter(name: str, source: Source, *, convert: ConvertFn, layout: str, **meta) -> None:
-    register(
-        DatasetAdapter(
-            name=name, layout=layout, convert=convert, task="classification",
-            annotation_format="clip labels", **meta,
-        )
-    )  # fmt: skip
-    SOURCES.append(source)
-
-
-def _read_csv(path: Path, layout: str, **kwargs) -> pd.DataFrame:
-    return pd.read_csv(require(path, "metadata table", layout), dtype=str, **kwargs).fillna("")
-
-
-def _under(root: Path, folder: str, layout: str) -> list[Path]:
-    found = audio_files(require(root / folder, "audio folder", layout))
-    if not found:
-        raise LayoutError(f"no audio files under {root / folder}\nexpected layout:\n{layout}")
-    return found
-
 
 # ---- InsectSet32 (the copy in juliankraft/TermPaper1-Ecoacoustics) ---------------------------
 
@@ -446,16 +387,3 @@ _adapter(
     taxa="farm and pet animals (17 sounds)",
     url="https://packages.debian.org/bookworm/scratch",
 )  # fmt: skip
-
-
-def find_source(root: str | Path, source: Source) -> Path | None:
-    """The folder under ``root`` holding ``source`` (the first of its folder names present)."""
-    for name in source.folders:
-        if (Path(root) / name).is_dir():
-            return Path(root) / name
-    return None
-
-
-def sources_status(root: str | Path) -> list[dict]:
-    """One row per source: ``dataset``, ``path`` (None when missing) and ``get`` (commands)."""
-    return [{"dataset": s.dataset, "path": find_source(root, s), "get": s.get} for s in SOURCES]
