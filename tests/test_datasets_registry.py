@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from biomae.annotations import make_events, write_annotations
+from biomae.datasets.adapters_sources import SOURCES
 from biomae.datasets.registry import LayoutError, get_adapter, list_adapters
 
 RATE = 8000
@@ -256,7 +257,7 @@ BUILDERS = {
          "coffee_farms"], _zenodo),
     **dict.fromkeys(["dawn_chorus", "hiceas", "sperm_whales", "multimodal_birds"], _raven),
     **dict.fromkeys(["hainan_gibbons", "anuraset", "rodent_usv", "infant_marmosets"], _csv),
-    **dict.fromkeys(["watkins", "animal_sounds", "giant_otters", "macaques", "rooks",
+    **dict.fromkeys(["watkins", "giant_otters", "macaques", "rooks",
                      "pig_sounds"], _folders),
     "ena_birds": _ena, "bfsongrepo": _bfsongrepo, "koumura": _koumura, "canaries": _canaries,
     "whisperseg": _whisperseg, "timit": _timit, "dcase_fewshot": _dcase,
@@ -268,7 +269,7 @@ BUILDERS = {
 
 def test_every_adapter_has_a_fixture_and_honest_metadata():
     names = {a.name for a in list_adapters()}
-    assert names == set(BUILDERS)
+    assert names == set(BUILDERS) | {s.dataset for s in SOURCES}  # tests/test_datasets_sources.py
     for adapter in list_adapters():
         for field in ("title", "citation", "license", "taxa", "url", "layout"):
             assert getattr(adapter, field).strip(), f"{adapter.name}: empty {field}"

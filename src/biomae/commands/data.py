@@ -11,6 +11,9 @@
   failures are listed and skipped). ``import`` / ``add`` take ``--prepare HZ`` to do it at once.
 - ``biomae data query "SELECT ..." --catalog DIR``: DuckDB over views recordings, events, label_map.
 - ``biomae data stats --catalog DIR``: counts, hours, sample rates per dataset and taxon.
+- ``biomae data sources --root DIR [--import]``: the clonable sources present under DIR, and the
+  commands that fetch the missing ones.
+- ``biomae data derive --catalog DIR [--min-snr-db 10]``: call boundaries in clean clips.
 - ``biomae data synth ...``: synthetic soundscapes (``biomae.datasets.synth``, when installed).
 """
 
@@ -118,6 +121,32 @@ def add_parser(subparsers) -> None:
     )
     _catalog_arg(p)
     p.set_defaults(run=run_stats)
+
+    p = sub.add_parser(
+        "sources",
+        help="which small public sources are in a folder of clones, and how to get the others",
+        description="List the clonable public sources (biomae.datasets.adapters_sources) found "
+        "under --root (a folder of `git clone`s and unpacked Debian packages) and print, for each "
+        "missing one, the commands that fetch it. With --import, import the present ones into "
+        "--catalog. Exit status 1 when a source is missing.",
+    )
+    p.add_argument("--root", required=True, metavar="DIR", help="folder holding the clones")
+    p.add_argument("--import", dest="do_import", action="store_true", help="import those present")
+    _catalog_arg(p)
+    p.set_defaults(run=run_sources)
+
+    p = sub.add_parser(
+        "derive",
+        help="derive call boundaries inside clean clip-labelled recordings",
+        description="For every clip-labelled recording of the catalog, find the calls that stand "
+        "--min-snr-db above the clip's floor; in clean clips (biomae.datasets.derive) they "
+        "replace the whole-clip event, marked note = 'derived: ...'.",
+    )
+    p.add_argument(
+        "--min-snr-db", type=float, default=10.0, help="a call's peak above the floor (default 10)"
+    )
+    _catalog_arg(p)
+    p.set_defaults(run=run_derive)
 
     sub.add_parser(
         "synth",
@@ -370,4 +399,43 @@ def run_stats(args: argparse.Namespace) -> int:
         f"total: {int(totals['n_recordings'])} recordings, {totals['hours']:.2f} h "
         f"({totals['annotated_hours']:.2f} h annotated), {int(totals['n_events'])} events"
     )
+    return 0
+
+
+def run_sources(args: argparse.Namespace) -> int:
+    from biomae.datasets.sources import sources_status
+
+    rows = sources_status(args.root)
+    for row in rows:
+        if row["path"] is not None:
+            print(f"present  {row['dataset']:<22} {row['path']}")
+        else:
+            print(f"missing  {row['dataset']:<22} get it with:")
+            print("\n".join(f"    cd {args.root} && {command}" for command in row["get"]))
+    if args.do_import:
+        from biomae.datasets.catalog import Catalog
+
+        catalog = Catalog(args.catalog)
+        for row in (r for r in rows if r["path"] is not None):
+            try:
+                _report(catalog.import_dataset(row["dataset"], row["path"]))
+            except (KeyError, ValueError, OSError) as err:
+                return _fail("sources", err)
+    missing = sum(row["path"] is None for row in rows)
+    print(f"{len(rows) - missing} of {len(rows)} sources present under {args.root}")
+    return 1 if missing else 0
+
+
+def run_derive(args: argparse.Namespace) -> int:
+    from biomae.datasets.derive import DeriveConfig, derive_catalog
+
+    try:
+        config = DeriveConfig(min_snr_db=args.min_snr_db, off_db=min(5.0, args.min_snr_db))
+        result = derive_catalog(args.catalog, config)
+    except (ValueError, FileNotFoundError) as err:
+        return _fail("derive", err)
+    for line in result["unreadable"]:
+        print(f"unreadable {line}", file=sys.stderr)
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(result["reasons"].items()))
+    print(f"{result['clean']} clean clip(s), {result['events']} derived event(s) ({reasons})")
     return 0

@@ -300,16 +300,6 @@ _folder_dataset(
     "label = species folder (as in the 'best of' cuts)",
 )
 _folder_dataset(
-    "animal_sounds",
-    "Animal Sound Dataset (10 classes)",
-    "Şaşmaz E., Tek F. B. (2018), Animal Sound Classification Using A Convolutional Neural "
-    "Network, UBMK",
-    "see URL",
-    "domestic and wild animals (cat, dog, bird, cow, ...)",
-    "https://github.com/YashNita/Animal-Sound-Dataset",
-    "label = class folder",
-)
-_folder_dataset(
     "giant_otters",
     "Vocal repertoire of adult and neonate giant otters",
     "Mumm C. A. S., Knörnschild M. (2014), The vocal repertoire of adult and neonate giant "

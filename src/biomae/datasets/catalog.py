@@ -8,6 +8,9 @@ A catalog directory holds
   ``regions`` is a JSON list of the ``[start_s, end_s]`` spans annotated exhaustively and
   ``annotated_s`` their total; ``duplicate_of`` is the ``recording_id`` of a row with the same
   checksum imported earlier (in this import, or already in the catalog): kept, but flagged.
+  ``role`` is what a recording serves for in training — ``calls``, ``background`` or
+  ``negative`` (:mod:`biomae.datasets.adapters_sources`), empty when unstated; ``license`` may
+  hold per-file terms. Catalogs written before ``role`` existed read with an empty one.
 - ``events.parquet``: the canonical event table plus ``dataset``, ``recording_id`` and ``note``.
 - ``prepared/<rate>hz-<dtype>/``: recordings decoded and resampled once for the window samplers
   (:mod:`biomae.datasets.prepared`, :meth:`Catalog.prepare_audio`), keyed by checksum.
@@ -59,11 +62,14 @@ RECORDING_COLUMNS = (
     "split",
     "source",
     "license",
+    "role",
     "duplicate_of",
     "note",
 )
 CATALOG_EVENT_COLUMNS = (*EVENT_COLUMNS, "dataset", "recording_id", "note")
-_STRING_METADATA = ("taxon", "site", "individual", "label", "split", "source", "license", "note")
+_STRING_METADATA = (
+    "taxon", "site", "individual", "label", "split", "source", "license", "role", "note",
+)  # fmt: skip
 _MIB = 1 << 20
 
 
@@ -253,7 +259,10 @@ class Catalog:
         """All recordings (an empty table with the catalog's columns when nothing is imported)."""
         if not self.recordings_path.exists():
             return pd.DataFrame({c: pd.Series(dtype=object) for c in RECORDING_COLUMNS})
-        return pd.read_parquet(self.recordings_path)
+        table = pd.read_parquet(self.recordings_path)
+        for column in set(RECORDING_COLUMNS) - set(table.columns):  # a catalog from before `role`
+            table[column] = ""
+        return table
 
     def events(self) -> pd.DataFrame:
         """All events (canonical columns plus ``dataset``, ``recording_id``, ``note``)."""

@@ -7,7 +7,8 @@ at run time), how its local copy is laid out, and how to convert that copy into 
   :data:`RECORDING_METADATA` (``annotation`` is ``"full"`` — every sound in ``regions`` is boxed,
   ``"partial"`` — boxes exist but others may be missing, ``"clip"`` — one label for the whole file,
   or ``"none"`` — unlabeled; ``regions`` is a list of ``[start_s, end_s]`` spans annotated
-  exhaustively, ``None`` meaning the whole file when ``annotation`` is ``"full"``).
+  exhaustively, ``None`` meaning the whole file when ``annotation`` is ``"full"``; ``role`` is
+  ``calls``, ``background`` or ``negative`` where the adapter knows it).
 - ``events``: the canonical event table (:mod:`biomae.annotations.schema`) whose ``recording``
   column equals the ``path`` of its recording.
 
@@ -39,6 +40,7 @@ RECORDING_METADATA = (
     "label",
     "split",
     "license",
+    "role",
     "duplicate_of",
     "note",
 )
@@ -142,7 +144,7 @@ def register(adapter: DatasetAdapter) -> DatasetAdapter:
 
 def _ensure_loaded() -> None:
     # the adapter modules register themselves on import
-    from biomae.datasets import adapters, adapters_tables, shared  # noqa: F401
+    from biomae.datasets import adapters, adapters_sources, adapters_tables, shared  # noqa: F401
 
 
 def get_adapter(name: str) -> DatasetAdapter:

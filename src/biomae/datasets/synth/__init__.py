@@ -25,6 +25,14 @@ Pipeline (``biomae data synth``):
    power over its event span against the *pure background's* power over the same samples (floored
    at ``floor_db`` dBFS, so a silent background gives calls at ``floor_db + snr`` dBFS).
 
+5. Backgrounds may also come from a catalog by ``role`` (``background_catalog``,
+   ``background_roles``: the real ambiences, rain, wind and water of
+   :mod:`biomae.datasets.adapters_sources`), and with probability ``negative_prob`` a soundscape
+   is a hard negative (:mod:`biomae.datasets.synth.negatives`): generated call-free sound (noise
+   from −80 to −10 dBFS, dithered silence, handling clicks, rain-like impulses), no call placed,
+   an empty table, and its kind under ``negative`` in the manifest. ``boundaries_only`` skips
+   the whole-clip events of clip-labelled catalog recordings (``biomae data derive`` first).
+
 The table lists exactly the calls placed: ``start_s``/``end_s`` are the snippet's event times
 shifted by the integer onset, with label, taxon, ``low_hz``/``high_hz`` from the source event (NaN
 when unknown), ``source="synth"``, and the extra columns ``kept_fraction``, ``snr_db``, ``origin``
@@ -34,6 +42,7 @@ Raven table per soundscape and ``manifest.json``, all atomically; a soundscape w
 ``seed``.
 """
 
+from biomae.datasets.synth.negatives import NEGATIVE_KINDS, hard_negative
 from biomae.datasets.synth.place import SynthConfig, synthesize
 from biomae.datasets.synth.sources import (
     Snippet,
@@ -45,6 +54,8 @@ from biomae.datasets.synth.sources import (
 from biomae.datasets.synth.write import add_arguments, run, write_soundscapes
 
 __all__ = [
+    "NEGATIVE_KINDS",
+    "hard_negative",
     "Snippet",
     "SynthConfig",
     "add_arguments",

@@ -43,6 +43,15 @@ class SynthConfig:
             (:func:`biomae.datasets.synth.calls.procedural_snippets`, labelled by kind).
         noise_background_prob: probability that a soundscape's background is generated coloured
             noise (:func:`biomae.datasets.synth.calls.noise_background`) instead of recordings.
+        negative_prob: probability that a soundscape is a hard negative: a generated call-free
+            sound (:func:`biomae.datasets.synth.negatives.hard_negative`: noise from −80 to −10
+            dBFS, dithered silence, handling clicks, rain-like impulses), no call, empty table.
+        background_catalog: a catalog folder whose recordings with a ``role`` in
+            ``background_roles`` are backgrounds too (``biomae data sources --import`` sets roles).
+        background_roles: the roles taken from ``background_catalog``.
+        boundaries_only: with ``catalog``, cut snippets only from events with real boundaries:
+            skip the whole-clip events of recordings whose annotation is still ``clip`` (derive
+            boundaries first with ``biomae data derive``).
     """
 
     duration_s: float = 60.0
@@ -69,6 +78,10 @@ class SynthConfig:
     max_backgrounds: int = 50
     procedural_calls: int = 0
     noise_background_prob: float = 0.0
+    negative_prob: float = 0.0
+    background_catalog: str | None = None
+    background_roles: tuple[str, ...] = ("background", "negative")
+    boundaries_only: bool = False
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -97,6 +110,8 @@ class SynthConfig:
             fail(f"label_weights must be >= 0, got {self.label_weights}")
         if self.max_tries < 1 or self.max_snippets < 1 or self.max_backgrounds < 0:
             fail("max_tries and max_snippets must be >= 1, max_backgrounds >= 0")
+        if not 0 <= self.negative_prob <= 1:
+            fail(f"negative_prob must lie in [0, 1], got {self.negative_prob}")
         if self.procedural_calls < 0 or not 0 <= self.noise_background_prob <= 1:
             fail(
                 f"procedural_calls must be >= 0 and noise_background_prob in [0, 1], got "
@@ -154,6 +169,8 @@ def synthesize(
     if not snippets:
         raise ValueError("synthesize: no snippets")
     rate = config.sample_rate
+    if config.negative_prob > 0 and rng.random() < config.negative_prob:
+        return _negative(config, rng)
     background = _background(config, backgrounds, rng)
     audio = background.copy()
     n_samples = len(audio)
@@ -206,13 +223,29 @@ def synthesize(
                 "origin_start_s": snippet.origin_start_s,
             }
         )
-    columns = ["start_s", "end_s", "kept_fraction", "snr_db", "origin", "origin_start_s"]
-    events = sort_events(make_events(rows if rows else pd.DataFrame(columns=columns)))
+    events = _table(rows)
     events.attrs["synth"] = {
         "n_requested": n_requested,
         "n_placed": len(rows),
         "n_unplaced": n_requested - len(rows),
+        "negative": "",
     }
+    return audio, events
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    columns = ["start_s", "end_s", "kept_fraction", "snr_db", "origin", "origin_start_s"]
+    return sort_events(make_events(rows if rows else pd.DataFrame(columns=columns)))
+
+
+def _negative(config: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
+    """A hard-negative soundscape: generated call-free audio and an empty table."""
+    from biomae.datasets.synth.negatives import hard_negative
+
+    n_samples = round(config.duration_s * config.sample_rate)
+    audio, kind = hard_negative(n_samples, config.sample_rate, rng)
+    events = _table([])
+    events.attrs["synth"] = {"n_requested": 0, "n_placed": 0, "n_unplaced": 0, "negative": kind}
     return audio, events
 
 

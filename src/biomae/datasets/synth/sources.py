@@ -184,6 +184,28 @@ def find_backgrounds(specs: tuple[str, ...] | list[str]) -> list[Path]:
     return sorted(paths)
 
 
+def catalog_backgrounds(
+    catalog_dir: str | Path, roles: tuple[str, ...], min_s: float
+) -> list[Path]:
+    """Paths of a catalog's recordings whose ``role`` is in ``roles`` and that last ``min_s``.
+
+    Raises:
+        FileNotFoundError: the catalog has none (naming the roles it does have).
+    """
+    from biomae.datasets.catalog import Catalog
+
+    recordings = Catalog(catalog_dir).recordings()
+    chosen = recordings[recordings["role"].isin(roles) & (recordings["duration_s"] >= min_s)]
+    if chosen.empty:
+        have = sorted(set(recordings["role"]) - {""})
+        raise FileNotFoundError(
+            f"backgrounds: catalog {catalog_dir} has no recording of role {list(roles)} lasting "
+            f"{min_s:g} s or more (roles there: {have}); import sources with "
+            "`biomae data sources --root DIR --import`"
+        )
+    return sorted(Path(p) for p in chosen["path"])
+
+
 def load_backgrounds(
     paths: list[Path], config: SynthConfig, rng: np.random.Generator
 ) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from biomae.datasets.synth.place import SynthConfig, synthesize
 from biomae.datasets.synth.sources import (
+    catalog_backgrounds,
     cut_snippets,
     find_backgrounds,
     load_backgrounds,
@@ -38,7 +39,12 @@ def write_soundscapes(config: SynthConfig, out_dir: str | Path, n: int, seed: in
     if config.catalog:
         from biomae.datasets.catalog import Catalog
 
-        events, audio_root, where = Catalog(config.catalog).events(), "/", config.catalog
+        catalog = Catalog(config.catalog)
+        events, audio_root, where = catalog.events(), "/", config.catalog
+        if config.boundaries_only:
+            recordings = catalog.recordings()
+            clips = recordings.loc[recordings["annotation"] == "clip", "recording_id"]
+            events = events[~events["recording_id"].isin(clips)]
     elif config.events_path and config.audio_root:
         events = read_event_csv(config.events_path)
         audio_root, where = config.audio_root, config.events_path
@@ -66,6 +72,12 @@ def write_soundscapes(config: SynthConfig, out_dir: str | Path, n: int, seed: in
     if not snippets:
         raise ValueError(f"{where}: no usable snippet (skipped: {dict(skipped)})")
     paths = find_backgrounds(config.backgrounds) if config.backgrounds else []
+    if config.background_catalog:
+        min_s = 2 * config.crossfade_s + 1 / config.sample_rate
+        paths = sorted(
+            set(paths)
+            | set(catalog_backgrounds(config.background_catalog, config.background_roles, min_s))
+        )
     backgrounds = load_backgrounds(paths, config, np.random.default_rng([seed, 1]))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +172,25 @@ def add_arguments(parser) -> None:
         help="probability of a generated coloured-noise background",
     )
     parser.add_argument(
+        "--background-catalog", metavar="DIR",
+        help="also take backgrounds from this catalog's recordings of --background-roles",
+    )  # fmt: skip
+    parser.add_argument(
+        "--background-roles", nargs="+", default=["background", "negative"], metavar="ROLE",
+        help="roles of --background-catalog recordings used as backgrounds "
+        "(default: background negative)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--boundaries-only", action="store_true",
+        help="with --catalog: skip the whole-clip events of recordings still labelled per clip "
+        "(run `biomae data derive` first to give clean clips boundaries)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--negatives", type=float, default=0.0, metavar="P",
+        help="probability of a hard-negative soundscape: generated noise (-80 to -10 dBFS), "
+        "dithered silence, handling clicks or rain-like impulses, with no call and an empty table",
+    )  # fmt: skip
+    parser.add_argument(
         "--seed", type=int, default=0, help="random seed: the same seed gives the same soundscapes"
     )
 
@@ -181,8 +212,10 @@ def run(args) -> int:
         return 2
     manifest = json.loads(manifest_path.read_text())
     n_calls = sum(f["n_placed"] for f in manifest["files"])
+    n_negative = sum(bool(f["negative"]) for f in manifest["files"])
     print(
-        f"wrote {args.n} soundscapes with {n_calls} calls to {args.out} (manifest {manifest_path})"
+        f"wrote {args.n} soundscapes ({n_negative} hard negatives) with {n_calls} calls to "
+        f"{args.out} (manifest {manifest_path})"
     )
     return 0
 
@@ -212,4 +245,8 @@ def _config_from_args(args) -> SynthConfig:
         max_backgrounds=args.max_backgrounds,
         procedural_calls=args.procedural,
         noise_background_prob=args.noise_backgrounds,
+        negative_prob=args.negatives,
+        background_catalog=args.background_catalog,
+        background_roles=tuple(args.background_roles),
+        boundaries_only=args.boundaries_only,
     )
