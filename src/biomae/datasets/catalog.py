@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_open, atomic_path
 from biomae.annotations import EVENT_COLUMNS, make_events, validate_events
+from biomae.atomic_io import atomic_open, atomic_path
 
 RECORDING_COLUMNS = (
     "recording_id",

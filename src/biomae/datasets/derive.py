@@ -94,7 +94,7 @@ def derive_events(
         ``"clean"`` or the failed criterion (``"no call"``, ``"fills clip: N%"``,
         ``"unsteady floor: N dB"``).
     """
-    from biomae.detectors.energy import _band_power
+    from biomae.detectors.energy import band_power
 
     config = config or DeriveConfig()
     audio = np.asarray(audio, dtype=np.float32)
@@ -107,7 +107,7 @@ def derive_events(
     if cover > config.max_cover:
         return make_events([]), f"fills clip: {100 * cover:.0f}%"
     resolved = detector.config.resolved(sample_rate)
-    power, _ = _band_power(audio, sample_rate, resolved)  # (n_frames, n_bins)
+    power, _ = band_power(audio, sample_rate, resolved)  # (n_frames, n_bins)
     level_db = 10 * np.log10(power.sum(axis=1) + 1e-20)  # (n_frames,)
     times_s = np.arange(len(level_db)) * resolved.hop_s
     outside = np.ones(len(level_db), dtype=bool)

@@ -239,7 +239,7 @@ def one_table(
     return convert
 
 
-def _clip_events(paths: Sequence[Path], labels: Sequence[str], taxon: str) -> pd.DataFrame:
+def clip_events(paths: Sequence[Path], labels: Sequence[str], taxon: str) -> pd.DataFrame:
     durations = _durations_s(paths)
     return make_events(
         {
@@ -269,7 +269,7 @@ def clip_folders(layout: str, *, taxon: str = "", label_level: int = 1) -> Conve
         labels = [label_of(p) for p in audio]
         recordings = recordings_table(audio, annotation="clip", taxon=taxon)
         recordings["label"] = labels
-        return recordings, _clip_events(audio, labels, taxon)
+        return recordings, clip_events(audio, labels, taxon)
 
     return convert
 
@@ -309,7 +309,7 @@ def clip_table(
         if others:
             extra = recordings_table(others, annotation="none", taxon=taxon)
             recordings = pd.concat([recordings, extra], ignore_index=True)
-        return recordings, _clip_events(paths, labels, taxon)
+        return recordings, clip_events(paths, labels, taxon)
 
     return convert
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biomae._io import atomic_path, atomic_write_text
+from biomae.atomic_io import atomic_path, atomic_write_text
 
 DTYPES = {"int16": "<i2", "float32": "<f4"}
 INT16_SCALE = 32768.0  # int16 samples: float value = int16 value / INT16_SCALE

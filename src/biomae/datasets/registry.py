@@ -142,7 +142,7 @@ def register(adapter: DatasetAdapter) -> DatasetAdapter:
     return adapter
 
 
-def _ensure_loaded() -> None:
+def ensure_loaded() -> None:
     # the adapter modules register themselves on import
     from biomae.datasets import adapters, adapters_sources, adapters_tables, shared  # noqa: F401
 
@@ -153,7 +153,7 @@ def get_adapter(name: str) -> DatasetAdapter:
     Raises:
         KeyError: naming the unknown dataset and the known ones.
     """
-    _ensure_loaded()
+    ensure_loaded()
     if name not in REGISTRY:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name]
@@ -161,7 +161,7 @@ def get_adapter(name: str) -> DatasetAdapter:
 
 def list_adapters() -> list[DatasetAdapter]:
     """All registered adapters, sorted by name."""
-    _ensure_loaded()
+    ensure_loaded()
     return [REGISTRY[k] for k in sorted(REGISTRY)]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from biomae.annotations import concat_events, make_events
-from biomae.datasets.layouts import _clip_events
+from biomae.datasets.layouts import clip_events
 from biomae.datasets.registry import (
     ConvertFn,
     DatasetAdapter,
@@ -55,7 +55,7 @@ def _clips(
         license=licenses,
     )
     called = [i for i, r in enumerate(roles) if r == "calls"]
-    events = [_clip_events([audio[i]], [labels[i]], taxa[i]) for i in called] or [make_events([])]
+    events = [clip_events([audio[i]], [labels[i]], taxa[i]) for i in called] or [make_events([])]
     return recordings, concat_events(events)
 
 
@@ -90,7 +90,7 @@ def find_source(root: str | Path, source: Source) -> Path | None:
 
 def sources_status(root: str | Path) -> list[dict]:
     """One row per source: ``dataset``, ``path`` (None when missing) and ``get`` (commands)."""
-    from biomae.datasets.registry import _ensure_loaded
+    from biomae.datasets.registry import ensure_loaded
 
-    _ensure_loaded()  # the adapters add their sources on import
+    ensure_loaded()  # the adapters add their sources on import
     return [{"dataset": s.dataset, "path": find_source(root, s), "get": s.get} for s in SOURCES]

@@ -179,7 +179,7 @@ class EnergyDetector:
         return _finish(segments, sample_rate, hop, cfg, name, info.n_samples)
 
 
-def _band_power(audio: np.ndarray, sample_rate: int, cfg: EnergyDetectorConfig):
+def band_power(audio: np.ndarray, sample_rate: int, cfg: EnergyDetectorConfig):
     """Power spectrogram inside the band: (n_frames, n_bins) and the bins' frequencies in Hz."""
     # torch: imported when used, so that `import biomae.detectors.energy` stays without it
     from biomae.spectral import power_spectrogram
@@ -215,7 +215,7 @@ def _segments_in_block(audio, sample_rate, frame0, core_lo, core_hi, cfg) -> lis
         from biomae.augment import reduce_noise
 
         audio = reduce_noise(audio, sample_rate)
-    power, freqs_hz = _band_power(audio, sample_rate, cfg)
+    power, freqs_hz = band_power(audio, sample_rate, cfg)
     n_frames = power.shape[0]
     core_hi = min(core_hi, n_frames)
     band_db = 10 * np.log10(power.sum(axis=1) + 1e-20)  # (n_frames,)

@@ -30,8 +30,8 @@ def write_soundscapes(config: SynthConfig, out_dir: str | Path, n: int, seed: in
     ``.selections.txt`` (Raven); then ``manifest.json`` with the config, seed, snippet counts,
     skipped events by reason, and per file the calls requested / placed and the gain applied.
     """
-    from biomae._io import atomic_write_text
     from biomae.annotations import write_annotations
+    from biomae.atomic_io import atomic_write_text
     from biomae.audio import save
 
     if n < 1:
