@@ -93,6 +93,10 @@ def load_detection_model(path: str | Path, device):
     from biomae.models.files import load_model, resolve_model_path
 
     path = resolve_model_path(path)
+    if path.suffix == ".onnx":  # a graph from biomae export: run by ONNX Runtime
+        from biomae.onnx_scorer import load_onnx_model
+
+        return load_onnx_model(path)
     expected = "give a .safetensors model written by biomae finetune --task detect"
     if not path.is_file():
         raise FileNotFoundError(f"model {path}: no such file; {expected}")
@@ -152,7 +156,8 @@ class Scorer:
         self.frame_hop_samples = round(frame_hop)
         hop_frames = max(1, round(self.window_samples * (1 - overlap) / frame_hop))
         self.hop_samples = hop_frames * self.frame_hop_samples
-        self.runtime = None  # a callable windows -> probs replacing torch (window_probs)
+        # a callable windows -> probs run instead of torch (window_probs): an .onnx model's graph
+        self.runtime = getattr(model, "runtime", None)
 
     def split(self, scores: np.ndarray) -> dict[str, np.ndarray]:
         """``{output: (n_frames, C)}`` of the side-by-side ``(n_frames, C * len(outputs))``."""

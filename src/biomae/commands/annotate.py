@@ -121,6 +121,14 @@ def add_parser(subparsers) -> None:
         default=None,
         help="score in [0, 1] needed to start an event (default: the model's)",
     )
+    model.add_argument(
+        "--runtime",
+        choices=["auto", "torch", "onnx"],
+        default=None,
+        help="what runs the model: auto (default) = ONNX Runtime when installed and the model's "
+        "graph is cached (biomae export MODEL --onnx), else torch; onnx exports it once "
+        "(biomae.onnx_scorer)",
+    )
     shared = p.add_argument_group("event options (every detector)")
     shared.add_argument(
         "--low-hz",
@@ -222,6 +230,8 @@ def build_detector(args: argparse.Namespace):
             f"{_flags(energy_only)}: energy detector option(s), not for {uses}; add --detector "
             f"energy to run the energy detector on every recording"
         )
+    if args.runtime is not None:
+        model_only["runtime"] = args.runtime  # checked with the other model options
     if model_only and args.detector == "energy":
         raise ValueError(
             f"{_flags(model_only)}: model option(s), and --detector energy runs no model; drop "
@@ -254,6 +264,10 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         detector = build_detector(args)
+        if args.detector != "energy":
+            from biomae.onnx_scorer import use_runtime
+
+            use_runtime(detector, args.runtime or "auto")
         if args.live or args.inputs == ["-"]:
             return _run_live(args, detector)
         summary = annotate(args.inputs, args.out, detector, config)
