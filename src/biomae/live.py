@@ -129,6 +129,8 @@ class LiveModel:
         )  # frames after an event that must be known before it is decided
         self.off = np.array([config.thresholds(label)[1] for label in detector.labels])
         self.max_frames = int(MAX_TAIL_S / self.frame_hop_s)
+        self.recheck_at = math.inf  # audio samples at which waiting events get their box context
+        self.empty = empty_events()
 
     def feed(self, audio: np.ndarray) -> pd.DataFrame:
         """Take the next samples; the events decided now (maybe none)."""
@@ -136,7 +138,10 @@ class LiveModel:
         if self.resampler is not None:
             audio = self.resampler.resample_chunk(audio, last=False)
         self.windows.append(audio)
+        scored_until = self.next_start
         self._score(eof=False)
+        if self.next_start == scored_until and self.audio.end < self.recheck_at:
+            return self.empty  # nothing new to decide on: most reads
         return self._decide(eof=False)
 
     def finish(self) -> pd.DataFrame:
@@ -188,8 +193,9 @@ class LiveModel:
         from biomae.decode import decode_events
 
         final = (self._n_frames() if eof else self.next_start // self.frame_hop) - self.base
+        self.recheck_at = math.inf
         if final <= 0:
-            return empty_events()
+            return self.empty
         scores = self.total[:final] / np.maximum(self.count[:final], 1)
         channels = self.scorer.split(scores)
         activity = channels["activity"]  # (final, C)
@@ -224,15 +230,12 @@ class LiveModel:
             while j < len(order) and first[order[j]] - end <= self.margin:
                 end = max(end, last[order[j]])
                 j += 1
-            decided = (
-                eof
-                or forced
-                or (
-                    end + self.margin <= open_from
-                    and (self.base + end) * self.frame_hop_s + context_s <= audio_until_s
-                )
-            )
+            needed_s = (self.base + end) * self.frame_hop_s + context_s  # its boxes' audio
+            scored = end + self.margin <= open_from
+            decided = eof or forced or (scored and needed_s <= audio_until_s)
             if not decided:
+                if scored:  # waiting for audio only: look again once it is here
+                    self.recheck_at = math.ceil(needed_s * self.sample_rate)
                 bound = min(bound, first[order[i]])
                 break
             n_decided, group_end, i = j, end, j
@@ -249,7 +252,7 @@ class LiveModel:
     def _finish_events(self, events: pd.DataFrame, eof: bool) -> pd.DataFrame:
         """As :meth:`ModelDetector._events`: clip to the recording, round, boxes, post-process."""
         if not len(events):
-            return empty_events()
+            return self.empty
         duration_s = self.audio.end / self.sample_rate
         if eof:
             events["end_s"] = events["end_s"].clip(upper=duration_s)
@@ -324,14 +327,16 @@ class LiveEnergy:
         self.audio = AudioTail(sample_rate)
         self.next_core = 0  # the next block's first core frame: every frame before it is done
         self.segments: list[dict] = []
+        self.empty = empty_events()
 
     def feed(self, audio: np.ndarray) -> pd.DataFrame:
         self.audio.append(audio)
+        done_until = self.next_core
         while self.audio.end >= (self.next_core + self.core_frames + self.context_frames) * (
             self.hop
         ):
             self._block(self.next_core + self.core_frames, self.audio.end)
-        return self._decide(eof=False)
+        return self.empty if self.next_core == done_until else self._decide(eof=False)
 
     def finish(self) -> pd.DataFrame:
         n_total = self.audio.end // self.hop + 1
@@ -370,7 +375,7 @@ class LiveEnergy:
             n_decided = i = j
         decided, self.segments = self.segments[:n_decided], self.segments[n_decided:]
         if not decided:
-            return empty_events()
+            return self.empty
         return _finish(decided, self.sample_rate, self.hop, self.cfg, self.recording,
                        self.audio.end)  # fmt: skip
 
