@@ -142,3 +142,26 @@ def test_energy_streams_block_by_block_with_bounded_memory(tmp_path):
     assert len(events) == len(batch) > 20
     np.testing.assert_array_equal(events[COLUMNS].to_numpy(), batch[COLUMNS].to_numpy())
     assert max(held) <= (5.0 + 2 * 2.0) * rate + 1777  # one block and its context
+
+
+def test_ctrl_c_writes_the_tables_of_what_was_heard(tmp_path):
+    import signal
+
+    wav = _calls(tmp_path / "calls.wav", sample_rate=8000, seconds=140.0)  # past one 120-s block
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "live"
+    command = [sys.executable, "-m", "biomae", "annotate", "-", "--live", "--detector", "energy"]
+    proc = subprocess.Popen(
+        [*command, "--out", str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    proc.stdin.write(wav.read_bytes())  # the stream stays open, as a recorder's
+    proc.stdin.flush()
+    first = json.loads(proc.stdout.readline())  # the first events are decided: it is listening
+    proc.send_signal(signal.SIGINT)
+    printed = [first] + [json.loads(line) for line in proc.stdout]
+    assert proc.wait() == 130
+    proc.stdin.close()
+    events = pd.read_parquet(out / "events.parquet")
+    assert len(events) == len(printed) > 10  # what was printed is in the tables, and the rest
+    summary = pd.read_csv(out / "summary.csv")
+    assert 130.0 < summary.loc[0, "duration_s"] <= 140.0  # what had been read
