@@ -38,53 +38,9 @@ import numpy as np
 import pandas as pd
 
 from biomae.annotations.schema import concat_events, empty_events
+from biomae.live_stream import AudioTail
 
 MAX_TAIL_S = 1800.0  # the longest stretch of frame scores kept while an event is still open
-
-
-class AudioTail:
-    """The most recent samples of a stream, addressed by global sample index (amortised O(1)
-    appends; :meth:`drop_before` releases the past)."""
-
-    def __init__(self, sample_rate: int):
-        self.sample_rate = sample_rate
-        self.buf = np.zeros(1 << 16, dtype=np.float32)
-        self.lo = self.hi = 0  # the held samples are buf[lo:hi]
-        self.start = 0  # global index of buf[lo]
-
-    @property
-    def end(self) -> int:
-        """Samples appended so far (the global index one past the last)."""
-        return self.start + self.hi - self.lo
-
-    def append(self, audio: np.ndarray) -> None:
-        if self.hi + len(audio) > len(self.buf):
-            held = self.buf[self.lo : self.hi]
-            grown = np.empty(max(len(self.buf), 2 * (len(held) + len(audio))), dtype=np.float32)
-            grown[: len(held)] = held
-            self.buf, self.lo, self.hi = grown, 0, len(held)
-        self.buf[self.hi : self.hi + len(audio)] = audio
-        self.hi += len(audio)
-
-    def drop_before(self, sample: int) -> None:
-        k = min(max(0, sample - self.start), self.hi - self.lo)
-        self.lo, self.start = self.lo + k, self.start + k
-
-    def get(self, first: int, n_samples: int) -> np.ndarray:
-        """Samples ``[first, first + n_samples)`` (a view), all of which must still be held."""
-        if first < self.start or first + n_samples > self.end:
-            raise RuntimeError(
-                f"live audio [{first}, {first + n_samples}) is not held ([{self.start}, "
-                f"{self.end}))"
-            )
-        i = self.lo + first - self.start
-        return self.buf[i : i + n_samples]
-
-    def load(self, _path, *, start_s: float, duration_s: float) -> tuple[np.ndarray, int]:
-        """:func:`biomae.audio.load` of a span, from the held samples (same rounding)."""
-        first = round(start_s * self.sample_rate)
-        n_samples = min(round(duration_s * self.sample_rate), self.end - first)
-        return self.get(first, n_samples).copy(), self.sample_rate
 
 
 class LiveModel:

@@ -7,6 +7,8 @@ recorder writes before it knows it — 0 or 0xFFFFFFFF — is ignored: the strea
 PCM has no header: its rate, channels and sample format are given (``s16le``, ``s32le``,
 ``f32le``).
 
+:class:`AudioTail` holds the most recent samples of such a stream (live mode's bounded memory).
+
 Samples decode exactly as :mod:`biomae.audio` decodes a file (libsndfile's scaling: integer PCM
 divided by 2^(bits-1), channels averaged in float32), so a recording piped through gives the same
 samples as the file.
@@ -145,3 +147,48 @@ def chunks(stream: BinaryIO, fmt: StreamFormat) -> Iterator[np.ndarray]:
             f"stdin ended inside a frame ({len(rest)} of {fmt.frame_bytes} bytes): check "
             "--channels and --sample-format"
         )
+
+
+class AudioTail:
+    """The most recent samples of a stream, addressed by global sample index (amortised O(1)
+    appends; :meth:`drop_before` releases the past)."""
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = sample_rate
+        self.buf = np.zeros(1 << 16, dtype=np.float32)
+        self.lo = self.hi = 0  # the held samples are buf[lo:hi]
+        self.start = 0  # global index of buf[lo]
+
+    @property
+    def end(self) -> int:
+        """Samples appended so far (the global index one past the last)."""
+        return self.start + self.hi - self.lo
+
+    def append(self, audio: np.ndarray) -> None:
+        if self.hi + len(audio) > len(self.buf):
+            held = self.buf[self.lo : self.hi]
+            grown = np.empty(max(len(self.buf), 2 * (len(held) + len(audio))), dtype=np.float32)
+            grown[: len(held)] = held
+            self.buf, self.lo, self.hi = grown, 0, len(held)
+        self.buf[self.hi : self.hi + len(audio)] = audio
+        self.hi += len(audio)
+
+    def drop_before(self, sample: int) -> None:
+        k = min(max(0, sample - self.start), self.hi - self.lo)
+        self.lo, self.start = self.lo + k, self.start + k
+
+    def get(self, first: int, n_samples: int) -> np.ndarray:
+        """Samples ``[first, first + n_samples)`` (a view), all of which must still be held."""
+        if first < self.start or first + n_samples > self.end:
+            raise RuntimeError(
+                f"live audio [{first}, {first + n_samples}) is not held ([{self.start}, "
+                f"{self.end}))"
+            )
+        i = self.lo + first - self.start
+        return self.buf[i : i + n_samples]
+
+    def load(self, _path, *, start_s: float, duration_s: float) -> tuple[np.ndarray, int]:
+        """:func:`biomae.audio.load` of a span, from the held samples (same rounding)."""
+        first = round(start_s * self.sample_rate)
+        n_samples = min(round(duration_s * self.sample_rate), self.end - first)
+        return self.get(first, n_samples).copy(), self.sample_rate
