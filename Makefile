@@ -13,7 +13,7 @@ $(BIN)/python:
 # Installs the CPU build of torch only when no torch is importable (a GPU user's CUDA torch is kept).
 setup: $(BIN)/python
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_CPU)
-	$(BIN)/python -m pip install -q -e ".[dev,tensorboard,review]"
+	$(BIN)/python -m pip install -q -e ".[dev,tensorboard,review,onnx]"
 
 demo: setup
 	$(BIN)/biomae annotate src/biomae/data/example.flac --out demo_out --format raven,audacity,csv --plots --overwrite

@@ -14,7 +14,15 @@ command (start-up included, as a user meets it) and, like BirdNET's figure, the 
 Prints real-time factors (seconds of audio per second of wall time) and biomae's speed relative to
 BirdNET's. Threads: both sides are limited to 2 (OMP/MKL threads; BirdNET's ``n_workers=2``).
 
-    python bench/bench_vs_birdnet.py [--minutes 30] [--model best.safetensors]
+Also (issue 17), each as a whole process, side by side in the same run:
+
+4. the same biomae model on ONNX Runtime (``--runtime onnx``; the graph exported beforehand,
+   untimed) when onnxruntime is installed;
+5. start-up: ``biomae annotate`` on one 10-s file (torch and ONNX), the median of ``--repeats``;
+6. many short files: ``--files`` 10-s files (cut from the stitched audio, repeating) in one
+   ``biomae annotate`` and in one BirdNET process.
+
+    python bench/bench_vs_birdnet.py [--minutes 10] [--files 1000] [--model best.safetensors]
 """
 
 from __future__ import annotations
@@ -69,13 +77,16 @@ sys.exit(code)
 """
 
 
-def timed(cmd: list[str], env: dict) -> tuple[float, float]:
-    """(whole command, annotation alone) wall seconds of ``biomae annotate`` arguments ``cmd``."""
+def timed(cmd: list[str], env: dict, alone: bool = True) -> tuple[float, float]:
+    """(whole command, annotation alone) wall seconds of ``biomae annotate`` arguments ``cmd``
+    (``alone=False``: the whole command only, the second figure NaN)."""
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "biomae", *cmd], check=True, env=env, stdout=subprocess.DEVNULL
     )
     whole_s = time.perf_counter() - started
+    if not alone:
+        return whole_s, float("nan")
     out = subprocess.run(
         [sys.executable, "-c", TIMED_MAIN, *cmd],
         check=True,
@@ -88,11 +99,16 @@ def timed(cmd: list[str], env: dict) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--files", type=int, default=1000, help="10-s files (0: skip)")
+    parser.add_argument("--repeats", type=int, default=3, help="start-up runs")
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "bench"))
+    import bench_annotate
     from bench_annotate import stitch
+
+    bench_annotate.SHARED = Path(os.environ.get("BIOMAE_SHARED_DATA", bench_annotate.SHARED))
 
     work = Path(tempfile.mkdtemp(prefix="bench_vs_birdnet_"))
     flac = work / "stitched.flac"
@@ -123,34 +139,99 @@ def main() -> None:
     whole_s, alone_s = timed(biomae + ["--out", str(work / "model"), "--model", str(model)], env)
     results[f"{label} (whole command)"] = whole_s
     results[f"{label} (annotation alone)"] = alone_s
+    onnx_env = {**env, "BIOMAE_CACHE": str(work / "cache")}
+    if has_onnxruntime():
+        subprocess.run(  # export once, untimed: what `biomae export M --onnx` does
+            [sys.executable, "-m", "biomae", "export", str(model), "--onnx"],
+            check=True, env=onnx_env, capture_output=True,
+        )  # fmt: skip
+        onnx_cmd = biomae + ["--out", str(work / "onnx"), "--model", str(model)]
+        whole_s, alone_s = timed(onnx_cmd + ["--runtime", "onnx"], onnx_env)
+        results[f"{label} ONNX Runtime (whole command)"] = whole_s
+        results[f"{label} ONNX Runtime (annotation alone)"] = alone_s
     if BIRDNET_PYTHON.exists():
-        out = subprocess.run(
-            [
-                str(BIRDNET_PYTHON),
-                str(REPO / "bench/peers/birdnet_predict.py"),
-                str(work / "birdnet.csv"),
-                str(wav),
-                "--workers",
-                "2",
-            ],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        results["BirdNET V2.4 (TFLite, prediction only)"] = float(
-            re.search(r"wall_s=([0-9.]+)", out.stdout).group(1)
-        )
+        whole_s, alone_s = birdnet_timed([wav], work / "birdnet.csv", env)
+        results["BirdNET V2.4 (TFLite, whole process)"] = whole_s
+        results["BirdNET V2.4 (TFLite, prediction only)"] = alone_s
     else:
         print(f"BirdNET not found at {BIRDNET_PYTHON}: run bench/peers/setup_birdnet.sh")
     print(f"audio: {duration_s / 60:.1f} min of real recordings stitched, 32 kHz")
+    report(results, duration_s)
+
+    short = work / "short"  # start-up on one 10-s file
+    short.mkdir()
+    sf.write(short / "one.wav", audio[: 10 * rate], rate)
+    starts = {}
+    for name, runtime, run_env in (("torch", "torch", env), ("ONNX Runtime", "onnx", onnx_env)):
+        if runtime == "onnx" and not has_onnxruntime():
+            continue
+        out = str(work / f"one_{runtime}")
+        cmd = ["annotate", str(short / "one.wav"), "--quiet", "--overwrite", "--format", "csv",
+               "--model", str(model), "--runtime", runtime, "--out", out]  # fmt: skip
+        walls = [timed(cmd, run_env, alone=False)[0] for _ in range(args.repeats)]
+        starts[name] = sorted(walls)[len(walls) // 2]
+        print(f"start-up, biomae annotate on one 10-s file ({name}): median {starts[name]:.2f} s "
+              f"of {args.repeats} runs ({', '.join(f'{w:.2f}' for w in walls)})")  # fmt: skip
+    if args.files:
+        many_files(args.files, audio, rate, work, model, env, onnx_env)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (2 cores)")
+
+
+def has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def birdnet_timed(files: list[Path], out_csv: Path, env: dict) -> tuple[float, float]:
+    """(whole process, prediction only) wall seconds of BirdNET on ``files``."""
+    started = time.perf_counter()
+    out = subprocess.run(
+        [str(BIRDNET_PYTHON), str(REPO / "bench/peers/birdnet_predict.py"), str(out_csv),
+         *map(str, files), "--workers", "2"],
+        check=True, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    whole_s = time.perf_counter() - started
+    return whole_s, float(re.search(r"wall_s=([0-9.]+)", out.stdout).group(1))
+
+
+def report(results: dict[str, float], duration_s: float) -> None:
     for name, wall_s in results.items():
-        print(f"{name:62s} {wall_s:7.1f} s  {duration_s / wall_s:7.1f}x real time")
-    birdnet = [v for k, v in results.items() if k.startswith("BirdNET")]
-    if birdnet:
-        for name, wall_s in results.items():
-            if name.startswith("biomae"):
-                print(f"{name}: {birdnet[0] / wall_s:.2f}x BirdNET's throughput")
+        print(f"{name:72s} {wall_s:7.1f} s  {duration_s / wall_s:7.1f}x real time")
+    birdnet = {k: v for k, v in results.items() if k.startswith("BirdNET")}
+    for name, wall_s in results.items():
+        if name.startswith("biomae"):
+            kind = "whole process" if "whole" in name else "prediction only"
+            peer = [v for k, v in birdnet.items() if kind in k]
+            if peer:
+                print(f"{name}: {peer[0] / wall_s:.2f}x BirdNET's throughput ({kind})")
+
+
+def many_files(n_files: int, audio, rate: int, work: Path, model, env, onnx_env) -> None:
+    """``n_files`` 10-s WAV files in one biomae process (torch, ONNX) and one BirdNET process."""
+    folder = work / "many"
+    folder.mkdir()
+    n_clips = max(1, len(audio) // (10 * rate))
+    for i in range(n_files):
+        k = i % n_clips
+        sf.write(folder / f"f{i:05d}.wav", audio[k * 10 * rate : (k + 1) * 10 * rate], rate)
+    results = {}
+    cmd = ["annotate", str(folder), "--quiet", "--overwrite", "--format", "csv", "--model",
+           str(model)]  # fmt: skip
+    results["biomae model, torch (whole process)"] = timed(
+        cmd + ["--runtime", "torch", "--out", str(work / "many_torch")], env, alone=False
+    )[0]
+    if has_onnxruntime():
+        results["biomae model, ONNX Runtime (whole process)"] = timed(
+            cmd + ["--runtime", "onnx", "--out", str(work / "many_onnx")], onnx_env, alone=False
+        )[0]
+    if BIRDNET_PYTHON.exists():
+        files = sorted(folder.glob("*.wav"))
+        results["BirdNET V2.4 (TFLite, whole process)"] = birdnet_timed(
+            files, work / "many_birdnet.csv", env
+        )[0]
+    print(f"{n_files} files of 10 s ({n_files * 10 / 60:.0f} min of audio), one process each:")
+    report(results, n_files * 10.0)
 
 
 if __name__ == "__main__":

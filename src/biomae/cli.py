@@ -16,6 +16,7 @@ COMMANDS = (
     "search",
     "data",
     "models",
+    "export",
     "pretrain",
     "finetune",
     "evaluate",

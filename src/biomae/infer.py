@@ -95,6 +95,10 @@ def load_detection_model(path: str | Path, device):
     from safetensors import SafetensorError
 
     path = resolve_model_path(path)
+    if path.suffix == ".onnx":  # a graph from biomae export: run by ONNX Runtime
+        from biomae.onnx_scorer import load_onnx_model
+
+        return load_onnx_model(path)
     expected = "give a .safetensors model written by biomae finetune --task detect"
     if not path.is_file():
         raise FileNotFoundError(f"model {path}: no such file; {expected}")
@@ -153,10 +157,26 @@ class Scorer:
         self.frame_hop_samples = round(frame_hop)
         hop_frames = max(1, round(self.window_samples * (1 - overlap) / frame_hop))
         self.hop_samples = hop_frames * self.frame_hop_samples
+        # a callable windows -> probs run instead of torch (window_probs): an .onnx model's graph
+        self.runtime = getattr(model, "runtime", None)
 
     def split(self, scores: np.ndarray) -> dict[str, np.ndarray]:
         """``{output: (n_frames, C)}`` of the side-by-side ``(n_frames, C * len(outputs))``."""
         return dict(zip(self.outputs, np.split(scores, len(self.outputs), axis=1), strict=True))
+
+    def window_probs(self, windows: np.ndarray) -> np.ndarray:
+        """Sigmoid scores ``(b, T_out, C * len(outputs))`` (activity [+ onset + offset] side by
+        side) of ``(b, window_samples)`` float32 windows; ``self.runtime`` (the ONNX one of
+        :mod:`biomae.onnx_scorer`) runs them instead of torch when set."""
+        if self.runtime is not None:
+            return self.runtime(windows)
+        import torch
+
+        audio = torch.from_numpy(windows)  # (b, window_samples)
+        with torch.no_grad(), autocast(self.device, self.bf16):
+            out = self.model(self.front_end(audio))
+        logits = torch.cat([out[name].float() for name in self.outputs], dim=-1)
+        return torch.sigmoid(logits).cpu().numpy()
 
     def frame_scores(
         self, path: str | Path, info: AudioInfo | None = None
@@ -176,20 +196,13 @@ class Scorer:
         of consecutive recordings sharing batches (many short files fill batches too). A recording
         that fails to decode yields ``(path, exception)`` and the others go on. ``infos``: each
         path's header (or None: read when its turn comes), when read already."""
-        import torch
-
         open_recordings: dict[int, _Scores] = {}  # by input index, until all its windows ran
         batch: list[tuple[int, int, np.ndarray]] = []  # (index, start sample, window)
         next_out = 0  # the next input index to hand out, so results come in input order
         finished: dict[int, tuple[str | Path, object]] = {}
 
         def flush() -> None:
-            audio = torch.from_numpy(np.stack([w for _, _, w in batch]))  # (b, window_samples)
-            with torch.no_grad(), autocast(self.device, self.bf16):
-                out = self.model(self.front_end(audio))
-            # activity [+ onset + offset] side by side: (b, T_out, C * len(outputs))
-            logits = torch.cat([out[name].float() for name in self.outputs], dim=-1)
-            probs = torch.sigmoid(logits).cpu().numpy()
+            probs = self.window_probs(np.stack([w for _, _, w in batch]))
             for (index, start, _), window_probs in zip(batch, probs, strict=True):
                 open_recordings[index].add(start // self.frame_hop_samples, window_probs)
             batch.clear()

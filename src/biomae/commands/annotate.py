@@ -121,6 +121,14 @@ def add_parser(subparsers) -> None:
         default=None,
         help="score in [0, 1] needed to start an event (default: the model's)",
     )
+    model.add_argument(
+        "--runtime",
+        choices=["auto", "torch", "onnx"],
+        default=None,
+        help="what runs the model: auto (default) = ONNX Runtime when installed and the model's "
+        "graph is cached (biomae export MODEL --onnx), else torch; onnx exports it once "
+        "(biomae.onnx_scorer)",
+    )
     shared = p.add_argument_group("event options (every detector)")
     shared.add_argument(
         "--low-hz",
@@ -160,6 +168,21 @@ def add_parser(subparsers) -> None:
         default=None,
         help="spectral-gating noise reduction before detection",
     )
+    live = p.add_argument_group("live mode (biomae annotate - --live --out DIR)")
+    live.add_argument(
+        "--live",
+        action="store_true",
+        help="read a WAV or raw PCM stream on stdin (PATH: -), print each event as a JSON line "
+        "as soon as it is decided, write the tables at EOF or Ctrl-C (biomae.live)",
+    )
+    live.add_argument("--sample-rate", type=int, help="raw PCM on stdin: samples per second")
+    live.add_argument("--channels", type=int, help="raw PCM on stdin: channels (default 1)")
+    live.add_argument(
+        "--sample-format",
+        choices=["s16le", "s32le", "f32le"],
+        help="raw PCM on stdin: sample format (default s16le)",
+    )
+    live.add_argument("--name", default="stdin", help="the live recording's name (default stdin)")
     p.add_argument("--overwrite", action="store_true", help="redo recordings already done")
     p.add_argument(
         "--plots",
@@ -208,6 +231,8 @@ def build_detector(args: argparse.Namespace):
             f"{_flags(energy_only)}: energy detector option(s), not for {uses}; add --detector "
             f"energy to run the energy detector on every recording"
         )
+    if args.runtime is not None:
+        model_only["runtime"] = args.runtime  # checked with the other model options
     if model_only and args.detector == "energy":
         raise ValueError(
             f"{_flags(model_only)}: model option(s), and --detector energy runs no model; drop "
@@ -241,6 +266,12 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         detector = build_detector(args)
+        if args.detector != "energy":
+            from biomae.onnx_scorer import use_runtime
+
+            use_runtime(detector, args.runtime or "auto")
+        if args.live or args.inputs == ["-"]:
+            return _run_live(args, detector)
         summary = annotate(args.inputs, args.out, detector, config)
     except (ValueError, FileNotFoundError) as err:  # UsageError included
         print(f"biomae annotate: {err}", file=sys.stderr)
@@ -249,6 +280,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"biomae annotate: {err}", file=sys.stderr)
         return 3
     return report(summary, args.out)
+
+
+def _run_live(args: argparse.Namespace, detector) -> int:
+    if not (args.live and args.inputs == ["-"]):
+        raise ValueError("live mode reads stdin: give - as the only PATH, with --live")
+    from biomae.live import run_live
+
+    return run_live(args, detector)
 
 
 def report(summary, out: str) -> int:

@@ -19,6 +19,7 @@ do; times are mapped back to real seconds and frequencies to real Hz in the outp
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -212,11 +213,15 @@ class ModelDetector:
             events["low_hz"], events["high_hz"] = boxes[:, 0], boxes[:, 1]
         return self.post.apply(events)
 
-    def _boxes(self, path, info, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+    def _boxes(self, path, info, starts_s: np.ndarray, ends_s: np.ndarray, load=None) -> np.ndarray:
         """``(n, 2)`` frequency boxes (real Hz) of the events, each measured from its audio and
         ``box_context_s`` around it (the noise floor). Events close together share one read and
         one spectrogram of at most ``BOX_SPAN_S`` seconds, so memory stays bounded and a busy
-        recording is not decoded once per event."""
+        recording is not decoded once per event. ``load`` reads the audio (default
+        :func:`biomae.audio.load` with the header already read; live mode reads its own recent
+        audio)."""
+        if load is None:
+            load = functools.partial(audio_io.load, info=info)
         context_s, fraction = self.config.box_context_s, self.decode_config.energy_fraction
         lo_s = np.maximum(0.0, starts_s - context_s)
         hi_s = np.minimum(info.duration_s, ends_s + context_s)
@@ -230,9 +235,7 @@ class ModelDetector:
             while j < len(order) and max(group_hi, hi_s[order[j]]) - group_lo <= BOX_SPAN_S:
                 group_hi = max(group_hi, hi_s[order[j]])
                 j += 1
-            audio, rate = audio_io.load(
-                path, start_s=group_lo, duration_s=group_hi - group_lo, info=info
-            )
+            audio, rate = load(path, start_s=group_lo, duration_s=group_hi - group_lo)
             power, hop, edges_hz = _power_spectrogram(audio, rate, hop_s)  # (F, T)
             low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
             low_bin = min(low_bin, power.shape[0] - 1)
