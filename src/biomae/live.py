@@ -364,8 +364,7 @@ def event_lines(events: pd.DataFrame) -> list[str]:
 def run_live(args, detector) -> int:
     """``biomae annotate - --live``: read stdin, print events as JSON lines, write the tables at
     the end. Returns the exit code (0 at EOF, 130 after Ctrl-C, 2 for a stream it cannot read)."""
-    from biomae.annotate import files
-    from biomae.annotate import fit_to_recording
+    from biomae.annotate import files, fit_to_recording
     from biomae.live_stream import StreamError, chunks, raw_format, read_wav_header
 
     stdin, out = sys.stdin.buffer, Path(args.out)
