@@ -63,6 +63,7 @@ class DeriveConfig:
 
 def _detector(duration_s: float, config: DeriveConfig, label: str):
     from biomae.detectors.energy import EnergyDetector, EnergyDetectorConfig
+    from biomae.detectors.postprocess import PostProcess
 
     return EnergyDetector(
         EnergyDetectorConfig(
@@ -70,10 +71,10 @@ def _detector(duration_s: float, config: DeriveConfig, label: str):
             off_db=config.off_db,
             noise_window_s=max(2 * duration_s, 1.0),  # one floor for the whole clip
             noise_quantile=config.floor_quantile,
-            min_duration_s=config.min_duration_s,
-            merge_gap_s=config.merge_gap_s,
             block_s=max(duration_s + 1.0, 120.0),
-            label=label,
+            post=PostProcess(
+                min_duration_s=config.min_duration_s, merge_gap_s=config.merge_gap_s, label=label
+            ),
         )
     )
 
