@@ -13,7 +13,7 @@ from biomae.cli import main
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
 
-FP32_TOLERANCE = 1e-5  # max abs difference of frame scores, ONNX Runtime fp32 vs torch fp32
+FP32_TOLERANCE = 1e-4  # frame scores, ONNX Runtime fp32 vs torch (2.4e-5 on real recordings)
 INT8_TOLERANCE = 0.1  # int8 weights: scores move by a few hundredths (docs/edge.md)
 
 
@@ -56,19 +56,19 @@ def test_annotate_with_the_graph_gives_the_same_events(exported, tiny_detect_mod
     np.testing.assert_allclose(onnx_events["score"], torch_events["score"], atol=FP32_TOLERANCE)
 
 
-def test_runtime_auto_uses_the_cached_graph_once_exported(exported, tiny_detect_model,
-                                                          monkeypatch, tmp_path):  # fmt: skip
+def test_runtime_onnx_uses_the_cached_graph_and_auto_keeps_torch(exported, tiny_detect_model,
+                                                                monkeypatch, tmp_path):  # fmt: skip
     from biomae.detectors.model import ModelDetector
     from biomae.onnx_scorer import cached_onnx_path, use_runtime
 
     monkeypatch.setenv("BIOMAE_CACHE", str(tmp_path))
-    assert use_runtime(ModelDetector(tiny_detect_model), "auto") == "torch"  # nothing cached
     cached = cached_onnx_path(tiny_detect_model)
     cached.parent.mkdir(parents=True)
     cached.write_bytes(exported[0].read_bytes())  # what `biomae export M --onnx` writes there
     detector = ModelDetector(tiny_detect_model)
-    assert use_runtime(detector, "auto") == "onnx" and detector.scorer.runtime is not None
-    assert use_runtime(ModelDetector(tiny_detect_model), "torch") == "torch"
+    assert use_runtime(detector, "onnx") == "onnx" and detector.scorer.runtime is not None
+    assert use_runtime(ModelDetector(tiny_detect_model), "auto") == "torch"
+    assert use_runtime(ModelDetector(exported[0]), "auto") == "onnx"  # an .onnx model file
 
 
 def test_runtime_onnx_without_onnxruntime_names_the_extra(tiny_detect_model, monkeypatch):

@@ -8,11 +8,13 @@ of :meth:`Scorer.window_probs`; windows, averaging and decoding stay the same. T
 - ``--runtime onnx`` with a ``.safetensors`` model (or the starter): its graph in the cache
   (:func:`cached_onnx_path`, ``$BIOMAE_CACHE`` or ``~/.cache/biomae``), exported on first use.
 
-``--runtime auto`` (the default) picks ONNX Runtime when it is installed, the model runs on the CPU
-in fp32 and its graph is already in the cache (``biomae export MODEL --onnx`` without a path puts
-it there): measured on this project's 2-core reference machine, ONNX Runtime scored the starter's
-windows 1.3-1.6x faster than torch with frame scores within 1e-5 (docs/edge.md). It never
-exports on its own (an export takes ~20-40 s).
+``--runtime auto`` (the default) runs an ``.onnx`` model on ONNX Runtime and a ``.safetensors``
+model on torch: on this project's 2-core reference machine, shared with other jobs, neither was
+reliably faster for the starter (ONNX Runtime 1.8x faster annotating 10 min of recordings in one
+run, torch 1.7-3x faster scoring batches of windows in others: bench/bench_vs_birdnet.py,
+bench/bench_onnx.py, docs/edge.md), so auto does not switch a torch model to ONNX. ONNX Runtime
+matters where torch is heavy or absent (edge boards). It never exports on its own (an export
+takes ~20-40 s).
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def cached_onnx_path(model_path: str | os.PathLike, int8: bool = False) -> Path:
 
 def use_runtime(detector, runtime: str) -> str:
     """Run ``detector``'s model (a model detector, or the auto detector's) on ``runtime``:
-    "torch", "onnx" (the cached graph, exported now if missing) or "auto" (module docstring).
+    "torch", "onnx" (the cached graph, exported now if missing) or "auto" (an ``.onnx`` model on
+    ONNX Runtime, a torch model on torch: module docstring).
     Returns the runtime chosen ("torch", "onnx", or "" when no model runs)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"--runtime {runtime!r}: give one of {', '.join(RUNTIMES)}")
@@ -120,23 +123,17 @@ def use_runtime(detector, runtime: str) -> str:
         return "onnx"
     if runtime == "torch":
         return "torch"
-    cpu_fp32 = scorer.device.type == "cpu" and not scorer.bf16
-    if runtime == "auto":
-        if not (cpu_fp32 and onnxruntime_available()):
-            return "torch"
-        path = cached_onnx_path(model_detector.model_path)
-        if not path.exists():
-            return "torch"
-    else:
-        if not cpu_fp32:
-            raise ValueError("--runtime onnx runs on the CPU in fp32: drop --device / --bf16 on")
-        if not onnxruntime_available():
-            raise ValueError("--runtime onnx needs onnxruntime: pip install 'biomae[onnx]'")
-        path = cached_onnx_path(model_detector.model_path)
-        if not path.exists():
-            from biomae.export import export_onnx
+    if runtime == "auto":  # a torch model stays on torch (module docstring)
+        return "torch"
+    if not (scorer.device.type == "cpu" and not scorer.bf16):
+        raise ValueError("--runtime onnx runs on the CPU in fp32: drop --device / --bf16 on")
+    if not onnxruntime_available():
+        raise ValueError("--runtime onnx needs onnxruntime: pip install 'biomae[onnx]'")
+    path = cached_onnx_path(model_detector.model_path)
+    if not path.exists():
+        from biomae.export import export_onnx
 
-            print(f"exporting {model_detector.model_path} to {path} (once)", file=sys.stderr)
-            export_onnx(model_detector.model_path, path)
+        print(f"exporting {model_detector.model_path} to {path} (once)", file=sys.stderr)
+        export_onnx(model_detector.model_path, path)
     scorer.runtime = OnnxWindowScorer(path)
     return "onnx"

@@ -125,9 +125,9 @@ def add_parser(subparsers) -> None:
         "--runtime",
         choices=["auto", "torch", "onnx"],
         default=None,
-        help="what runs the model: auto (default) = ONNX Runtime when installed and the model's "
-        "graph is cached (biomae export MODEL --onnx), else torch; onnx exports it once "
-        "(biomae.onnx_scorer)",
+        help="what runs the model: auto (default) = ONNX Runtime for an .onnx model (biomae "
+        "export), torch for the others; onnx = ONNX Runtime, exporting the model once into a "
+        "cache; torch (biomae.onnx_scorer)",
     )
     shared = p.add_argument_group("event options (every detector)")
     shared.add_argument(

@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
         description="Write a fine-tuned detection model (or the starter) as one ONNX graph, front "
         "end included: audio windows in, frame scores out (biomae.export). Run it with "
         "biomae annotate --model OUT.onnx, or on any ONNX Runtime. Without OUT the graph goes to "
-        "the cache that biomae annotate --runtime auto uses. Needs the onnx extra: "
+        "the cache that biomae annotate --runtime onnx uses. Needs the onnx extra: "
         "pip install 'biomae[onnx]'.",
     )
     p.add_argument("model", metavar="MODEL", help="a .safetensors detection model, or starter")
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
         const="",
         required=True,
         metavar="OUT",
-        help="the .onnx file to write (no value: the cache --runtime auto reads)",
+        help="the .onnx file to write (no value: the cache --runtime onnx reads)",
     )
     p.add_argument(
         "--int8",
