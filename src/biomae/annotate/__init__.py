@@ -4,17 +4,8 @@ For every recording found under the inputs (files, folders searched recursively,
 returns an event table, written in each chosen format under ``out_dir``.
 
 Output names (a recording's *key*) depend only on the recording and the input that reached it,
-never on which other inputs are given:
-
-- a folder input ``.../siteB`` names its files ``siteB/<path relative to the folder>``
-  (``siteB/2024/20240101_000000``), so ``siteA/x.flac`` and ``siteB/x.flac`` never collide,
-  and ``biomae annotate siteB`` and ``biomae annotate siteA siteB`` write ``siteB``'s outputs at
-  the same place;
-- a file input (or a glob's match) ``.../siteB/x.flac`` is named ``siteB/x``, as through its folder;
-- the suffix is dropped, unless another audio file with the same stem lies in the same folder:
-  ``rec.flac`` and ``rec.aiff`` side by side are ``siteB/rec.flac`` and ``siteB/rec.aiff``;
-- two different files that would still get one name (two inputs ``a/siteB`` and ``b/siteB``) stop
-  the run before it starts (exit code 2), naming both: annotate their parent folders instead.
+never on which other inputs are given (``siteA/x.flac`` and ``siteB/x.flac`` never collide): the
+rules are in :mod:`biomae.annotate.recordings`.
 
 Beside the tables (``<key>.selections.txt``, ...):
 
