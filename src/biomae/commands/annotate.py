@@ -238,15 +238,12 @@ def build_detector(args: argparse.Namespace):
             f"{_flags(model_only)}: model option(s), and --detector energy runs no model; drop "
             f"{'it' if len(model_only) == 1 else 'them'} or --detector energy"
         )
-    options = {
-        "overlap": model_only.get("overlap", 0.0),
-        "batch_size": model_only.get("batch_size", 16),
-        "device": model_only.get("device", "auto"),
-        "num_workers": model_only.get("workers", 0),
-        "bf16": {"auto": None, "on": True, "off": False}[model_only.get("bf16", "auto")],
-        "time_expansion": model_only.get("time_expansion", 1.0),
-        "threshold_on": model_only.get("threshold"),
-    }
+    # the given model options as InferConfig fields (the others keep InferConfig's defaults)
+    renamed = {"workers": "num_workers", "threshold": "threshold_on"}
+    options = {renamed.get(name, name): value for name, value in model_only.items()}
+    options.pop("runtime", None)  # applied to the built detector (biomae.onnx_scorer)
+    if "bf16" in options:
+        options["bf16"] = {"auto": None, "on": True, "off": False}[options["bf16"]]
     if args.detector == "energy":
         return make_detector("energy", shared=shared, energy_options=energy_only)
     detector = "model" if args.model else "auto"
