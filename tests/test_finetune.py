@@ -345,9 +345,9 @@ def test_init_from_a_pretrained_encoder(scapes, tmp_path):
 
     from safetensors.torch import save_file
 
+    from biomae.models.files import ENCODER_FORMAT
     from biomae.models.presets import get_preset
     from biomae.models.vit import Encoder
-    from biomae.train.common import ENCODER_FORMAT
 
     vit = get_preset("tiny", **{"encoder.n_mels": 64, "encoder.depth": 1}).encoder
     torch.manual_seed(123)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from biomae import distributed
+from biomae.models import files
 from biomae.models.mae import MAE
 from biomae.models.presets import get_preset
 from biomae.train import common
@@ -155,7 +156,8 @@ def test_encoder_export_round_trip_without_pickle(tmp_path, monkeypatch):
         raise AssertionError("load_encoder must not call torch.load")
 
     monkeypatch.setattr(torch, "load", no_unpickling)
-    encoder, vit_config = common.load_encoder(out)
+    encoder, spec = files.load_encoder(out)
+    vit_config = spec.encoder
     assert vit_config == model.encoder.config
     for name, tensor in model.encoder.state_dict().items():
         assert torch.equal(encoder.state_dict()[name], tensor), name
@@ -177,7 +179,7 @@ def test_load_encoder_rejects_foreign_safetensors(tmp_path):
     path = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(ValueError, match="foreign.safetensors"):
-        common.load_encoder(path)
+        files.load_encoder(path)
 
 
 def test_rng_state_is_plain_data():

@@ -13,6 +13,7 @@ import torch
 
 from biomae import features
 from biomae.cli import main
+from biomae.models import files
 from biomae.train import common, pretrain
 from biomae.train.pretrain_config import load_config
 
@@ -175,7 +176,8 @@ def test_cli_pretrain_writes_a_complete_run(tmp_path, capsys):
         assert float(row["baseline_zero"]) == pytest.approx(255 / 256, abs=0.02)
         assert float(row["eval_loss"]) > 0 and float(row["baseline_mean_spec"]) > 0
     assert json.loads((out / "config.json").read_text())["optim"]["max_steps"] == 2
-    encoder, vit = common.load_encoder(out / "encoder.safetensors")
+    encoder, spec = files.load_encoder(out / "encoder.safetensors")
+    vit = spec.encoder
     assert vit.depth == 2 and encoder.forward_features(torch.zeros(1, 128, 64)).shape == (
         1,
         32,

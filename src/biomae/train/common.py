@@ -9,8 +9,8 @@
   ``optimizer`` state (full, keyed by parameter name), ``step``, ``data`` (the data iterator's
   position), ``rng`` (python, numpy, torch, cuda), ``metrics`` (counters of the loop) and
   ``config`` (JSON string).
-* :func:`export_encoder` / :func:`load_encoder` — the encoder as a model file
-  (:mod:`biomae.models.files`: safetensors with a self-describing spec); loading never unpickles.
+* :func:`export_encoder` — the encoder as a model file (:mod:`biomae.models.files`: safetensors
+  with a self-describing spec; read back by its ``load_encoder``, which never unpickles).
 """
 
 from __future__ import annotations
@@ -28,10 +28,7 @@ import torch
 from torch import nn
 
 from biomae.atomic_io import atomic_path
-from biomae.models.files import ENCODER_FORMAT as ENCODER_FORMAT  # re-exported: older files
 from biomae.models.files import ModelSpec, save_model
-from biomae.models.files import load_encoder as load
-from biomae.models.files import read_metadata as read_metadata  # re-exported
 from biomae.train.pretrain_config import config_from_dict
 
 CHECKPOINT_FORMAT = "biomae-pretrain-checkpoint/1"
@@ -215,18 +212,3 @@ def export_encoder(checkpoint: str | os.PathLike | dict, path: str | os.PathLike
         "step": payload["step"],
     }
     return save_model(path, spec, tensors, extra)
-
-
-def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """The encoder of a model file (:func:`biomae.models.files.load_encoder`: an exported encoder
-    or a fine-tuned model's; nothing unpickled).
-
-    Returns:
-        ``(encoder, vit_config)`` with the encoder in eval mode on ``device``.
-
-    Raises:
-        ValueError: the file is not a biomae model or its weights do not match its spec.
-    """
-
-    encoder, spec = load(path, device)
-    return encoder, spec.encoder
