@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from torch.utils.data import IterableDataset
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from biomae import audio as audio_io
 from biomae.devices import autocast
@@ -170,8 +171,6 @@ class Scorer:
         :mod:`biomae.onnx_scorer`) runs them instead of torch when set."""
         if self.runtime is not None:
             return self.runtime(windows)
-        import torch
-
         audio = torch.from_numpy(windows)  # (b, window_samples)
         with torch.no_grad(), autocast(self.device, self.bf16):
             out = self.model(self.front_end(audio))
@@ -250,8 +249,6 @@ class Scorer:
         )
         if self.num_workers == 0:
             return prefetch(iter(reader))
-        from torch.utils.data import DataLoader
-
         loader = DataLoader(
             reader, batch_size=None, num_workers=self.num_workers, collate_fn=_as_is
         )
@@ -298,8 +295,6 @@ class WindowReader(IterableDataset):
         return np.pad(audio, (0, self.window_samples - len(audio)), mode="wrap").astype(np.float32)
 
     def __iter__(self):
-        from torch.utils.data import get_worker_info
-
         worker = get_worker_info()
         share, n_shares = (worker.id, worker.num_workers) if worker is not None else (0, 1)
         rate = self.stream_rate
