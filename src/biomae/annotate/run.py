@@ -237,9 +237,8 @@ def _annotate_one(
 ) -> dict:
     """Write one recording of header ``header`` (or the error reading it) whose detection gave
     ``detected`` (its events, or the exception); a recording's failure becomes an ``error`` entry
-    with no outputs. An output that
-    cannot be written raises :class:`OutputError`; KeyboardInterrupt stops the run, leaving only
-    whole files behind."""
+    with no outputs. An output that cannot be written raises :class:`OutputError`;
+    KeyboardInterrupt stops the run, leaving only whole files behind."""
     started = time.perf_counter()
     stat = rec.path.stat() if rec.path.exists() else None
     entry = {
