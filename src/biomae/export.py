@@ -123,17 +123,12 @@ def export_embedding_onnx(model_path: str | os.PathLike, out_path: str | os.Path
         ValueError, FileNotFoundError: as :func:`biomae.models.files.load_encoder`.
     """
     from biomae.models.files import load_encoder
+    from biomae.torch_scorer import embed_info
 
     _check_extras(int8=False)
     encoder, spec = load_encoder(model_path, device="cpu")
     module = WindowTokens(encoder.eval(), spec).eval()
-    info = {
-        "sample_rate": spec.front_end.sample_rate,
-        "window_s": spec.window_s,
-        "hop_s": spec.front_end.hop_s,
-        "patch_t": encoder.config.patch_t,
-        "dim": encoder.config.dim,
-    }
+    info = embed_info(encoder, spec)
     window_samples = round(spec.window_s * spec.front_end.sample_rate)
     meta = {"biomae.embed_info": json.dumps(info), "biomae.source": str(model_path)}
     return _write_graph(module, window_samples, "tokens", meta, out_path, int8=False)

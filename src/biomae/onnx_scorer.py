@@ -101,6 +101,33 @@ class OnnxWindowScorer:
         return self.session.run(None, {"audio": audio})[0]
 
 
+class OnnxWindowTokens:
+    """An embedding graph (:func:`biomae.export.export_embedding_onnx`) as ``windows (b,
+    window_samples) float32 → tokens (b, grid_f, grid_t, D)`` (:class:`biomae.embed.Embedder`);
+    ``info`` (``sample_rate``, ``window_s``, ``hop_s``, ``patch_t``, ``dim``) from its metadata.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a biomae embedding graph.
+    """
+
+    runtime = "onnx"
+
+    def __init__(self, path: str | os.PathLike):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"model {path}: no such file")
+        self.session = session(path)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if "biomae.embed_info" not in metadata:
+            raise ValueError(f"{path}: not a biomae embedding graph (no biomae.embed_info "
+                             "metadata); give a .safetensors model")  # fmt: skip
+        self.info = json.loads(metadata["biomae.embed_info"])
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        audio = np.ascontiguousarray(windows, dtype=np.float32)
+        return self.session.run(None, {"audio": audio})[0]
+
+
 def graph_info(metadata: dict[str, str], path: str | os.PathLike = "graph") -> ModelInfo:
     """The :class:`ModelInfo` in a detection graph's metadata (``biomae.info``; a graph exported
     before that key existed: derived from its ``biomae.spec``, ``biomae.outputs`` and

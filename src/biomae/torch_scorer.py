@@ -100,3 +100,46 @@ class _WorkerShards(IterableDataset):
 def _as_is(item):
     """DataLoader ``collate_fn`` that leaves items as they are (no tensor conversion)."""
     return item
+
+
+def embed_info(encoder, spec: ModelSpec) -> dict:
+    """What embedding with ``encoder`` needs to know: ``sample_rate``, ``window_s``, ``hop_s`` (the
+    front end's frame hop), ``patch_t`` and ``dim`` (plain JSON; also an embedding graph's
+    ``biomae.embed_info``)."""
+    return {
+        "sample_rate": int(spec.front_end.sample_rate),
+        "window_s": float(spec.window_s),
+        "hop_s": float(spec.front_end.hop_s),
+        "patch_t": int(encoder.config.patch_t),
+        "dim": int(encoder.config.dim),
+    }
+
+
+class TorchWindowTokens:
+    """A model file's encoder as ``windows (b, n_samples) float32 → tokens (b, grid_f, grid_t,
+    D)`` float32 NumPy, run by torch (:class:`biomae.embed.Embedder`).
+
+    Args:
+        model_path: an exported encoder or a fine-tuned model (its encoder).
+        device: "auto", "cpu", "cuda", ...
+    """
+
+    runtime = "torch"
+
+    def __init__(self, model_path: str | Path, device: str = "auto"):
+        from biomae.devices import resolve_device
+        from biomae.models.files import load_encoder
+
+        self.device = resolve_device(device)
+        self.encoder, spec = load_encoder(model_path, device=self.device)
+        self.front_end = FrontEnd(spec.front_end, self.encoder.config.patch_t, self.device)
+        self.info = embed_info(self.encoder, spec)
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        from biomae.models.heads import tokens_to_grid
+
+        with torch.no_grad():
+            spec = self.front_end(torch.from_numpy(np.ascontiguousarray(audio, np.float32)))
+            tokens = self.encoder.forward_features(spec)  # (B, N, D)
+            grid = self.encoder.grid(spec.shape[-1])
+            return tokens_to_grid(tokens.float(), grid).cpu().numpy()  # (B, grid_f, grid_t, D)
