@@ -258,8 +258,9 @@ def choose_runtime(
 
 def _exported(path: Path, kind: str, required: bool) -> Path | None:
     """The cached graph of ``path``, exported now when missing (a line on stderr says so). Where
-    it cannot be exported: an error when ``required``, else None (and a ``.failed`` note beside
-    it, so that ``auto`` does not try again on every run)."""
+    the exporter fails: an error when ``required``, else None (and a ``.failed`` note beside it,
+    so that ``auto`` does not try again on every run). A model file that is not a biomae model
+    raises its own error (ValueError, FileNotFoundError) either way."""
     graph = cached_onnx_path(path, kind=kind)
     if graph.exists():
         return graph
@@ -271,7 +272,9 @@ def _exported(path: Path, kind: str, required: bool) -> Path | None:
     print(f"biomae: exporting {path} for ONNX Runtime to {graph} (once; 20-40 s)", file=sys.stderr)
     try:
         (export.export_embedding_onnx if kind == "embed" else export.export_onnx)(path, graph)
-    except Exception as err:  # torch's exporter raises many kinds
+    except (ValueError, FileNotFoundError):
+        raise  # the model file itself (not a biomae model, ...): torch would say the same
+    except Exception as err:  # the exporter (torch's raises many kinds)
         if required:
             raise ValueError(f"--runtime onnx: exporting {path} failed: {err}") from err
         print(f"biomae: export failed ({err}); running on torch", file=sys.stderr)

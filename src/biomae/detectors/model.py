@@ -37,7 +37,7 @@ from biomae.decode import decode_events, frequency_box
 from biomae.detectors.postprocess import PostProcess
 from biomae.devices import bf16_is_fast
 from biomae.infer import ModelInfo, Scorer, WindowScorer
-from biomae.onnx_scorer import RUNTIMES, choose_runtime
+from biomae.onnx_scorer import RUNTIMES, OnnxWindowScorer, choose_runtime
 from biomae.spectral import power_spectrogram
 
 
@@ -145,8 +145,6 @@ class ModelDetector:
     def _windows(self, graph: Path | None) -> WindowScorer:
         """The model's runtime: its exported ``graph`` on ONNX Runtime, else torch."""
         if graph is not None:
-            from biomae.onnx_scorer import OnnxWindowScorer
-
             return OnnxWindowScorer(graph)
         # torch: imported only here, so that annotating on ONNX Runtime stays without it
         from biomae.devices import resolve_device
