@@ -258,3 +258,14 @@ def test_a_graph_that_is_not_biomaes_is_refused(tmp_path, exported):
     onnx.save(graph, str(tmp_path / "plain.onnx"))
     with pytest.raises(ValueError, match="not a biomae detection graph"):
         OnnxWindowScorer(tmp_path / "plain.onnx")
+
+
+def test_auto_with_a_corrupt_model_file_says_one_line_and_exports_nothing(example_path, tmp_path,
+                                                                          capsys):  # fmt: skip
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"garbage")
+    args = [str(example_path), "--out", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main(["annotate", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"model file {model} is unreadable" in err
+    assert not (tmp_path / "cache").exists()

@@ -126,7 +126,7 @@ def export_embedding_onnx(model_path: str | os.PathLike, out_path: str | os.Path
     from biomae.torch_scorer import embed_info
 
     _check_extras(int8=False)
-    encoder, spec = load_encoder(model_path, device="cpu")
+    encoder, spec = load_encoder(model_path, device="cpu", what="model")
     module = WindowTokens(encoder.eval(), spec).eval()
     info = embed_info(encoder, spec)
     window_samples = round(spec.window_s * spec.front_end.sample_rate)

@@ -268,7 +268,9 @@ def _exported(path: Path, kind: str, required: bool) -> Path | None:
     if not required and (failed.exists() or not _can_export()):
         return None
     from biomae import export
+    from biomae.models.files import read_metadata, read_spec
 
+    read_spec(path, read_metadata(path))  # a corrupt or foreign file: its one-line error first
     print(f"biomae: exporting {path} for ONNX Runtime to {graph} (once; 20-40 s)", file=sys.stderr)
     try:
         (export.export_embedding_onnx if kind == "embed" else export.export_onnx)(path, graph)

@@ -131,7 +131,7 @@ class TorchWindowTokens:
         from biomae.models.files import load_encoder
 
         self.device = resolve_device(device)
-        self.encoder, spec = load_encoder(model_path, device=self.device)
+        self.encoder, spec = load_encoder(model_path, device=self.device, what="model")
         self.front_end = FrontEnd(spec.front_end, self.encoder.config.patch_t, self.device)
         self.info = embed_info(self.encoder, spec)
 
