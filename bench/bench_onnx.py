@@ -36,7 +36,7 @@ def held_out() -> list[Path]:
 
 
 def main() -> None:
-    from biomae.detectors.model import ModelDetector
+    from biomae.detectors.model import InferConfig, ModelDetector
     from biomae.export import export_onnx
     from biomae.metrics.events import MatchConfig, event_f1
 
@@ -50,7 +50,7 @@ def main() -> None:
     runs = {"torch": "starter", "onnx fp32": fp32, "onnx int8": int8}
     scores, events, speed = {}, {}, {}
     for name, model in runs.items():
-        detector = ModelDetector(model)
+        detector = ModelDetector(model, InferConfig(runtime="torch" if name == "torch" else "auto"))
         scores[name] = [detector.frame_scores(f)[0] for f in files]
         events[name] = pd.concat([detector.detect_file(f, str(f)) for f in files])
         windows = np.random.default_rng(0).standard_normal((16, detector.window_samples))

@@ -136,7 +136,8 @@ def main() -> None:
     if model is None:
         model, label = build_model(work), "biomae model (starter architecture, untrained)"
     label += f" [{Path(model).name}]"
-    whole_s, alone_s = timed(biomae + ["--out", str(work / "model"), "--model", str(model)], env)
+    torch_cmd = biomae + ["--out", str(work / "model"), "--model", str(model), "--runtime", "torch"]
+    whole_s, alone_s = timed(torch_cmd, env)
     results[f"{label} (whole command)"] = whole_s
     results[f"{label} (annotation alone)"] = alone_s
     onnx_env = {**env, "BIOMAE_CACHE": str(work / "cache")}

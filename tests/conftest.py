@@ -9,6 +9,9 @@ import os
 # cores oversubscribe the machine, and torch's spinning threads then run ~100x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# Models run on torch unless a test asks for ONNX Runtime: the default runtime, auto, would export
+# every test model to ONNX once (seconds each) into the user's cache (biomae.onnx_scorer).
+os.environ.setdefault("BIOMAE_RUNTIME", "torch")
 from pathlib import Path
 
 import pytest

@@ -78,3 +78,48 @@ def test_embed_and_search_cli(tiny_detect_model, tmp_path, capsys):
     hits = pd.read_csv(result_csv)
     assert hits["recording"].iloc[0].endswith("c1.wav")  # a clip is its own nearest neighbour
     assert hits["similarity"].is_monotonic_decreasing
+
+
+EMBED = """
+import json, sys
+from biomae.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "torch": [m for m in sys.modules if m.split(".")[0] == "torch"]}))
+"""
+
+
+def test_embed_on_onnx_runtime_equals_torch_without_importing_torch(
+    tiny_detect_model, tmp_path, monkeypatch
+):
+    """``biomae embed`` exports the encoder's graph once (``--runtime onnx``); then ``auto`` runs
+    it in a process that never imports torch, with torch's embeddings within 1e-3."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+    monkeypatch.setenv("BIOMAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("BIOMAE_RUNTIME", raising=False)
+    clip = _clip(tmp_path / "a.wav", 1000)
+    args = ["embed", str(clip), "--model", str(tiny_detect_model), "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "torch.parquet"), "--runtime", "torch"]) == 0
+    assert main([*args, "--out", str(tmp_path / "export.parquet"), "--runtime", "onnx"]) == 0
+    out = subprocess.run(
+        [sys.executable, "-c", EMBED, *args, "--out", str(tmp_path / "onnx.parquet")],
+        capture_output=True, text=True, check=True, env=dict(os.environ),
+    )  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"code": 0, "torch": []}, out.stderr
+    expected = read_embeddings(tmp_path / "torch.parquet")
+    for name in ("export", "onnx"):
+        frame, matrix, _ = read_embeddings(tmp_path / f"{name}.parquet")
+        pd.testing.assert_frame_equal(frame, expected[0])
+        np.testing.assert_allclose(matrix, expected[1], atol=1e-3)
+
+
+def test_an_other_window_runs_on_torch_and_onnx_refuses_it(tiny_detect_model):
+    assert Embedder(tiny_detect_model, window_s=2.0, runtime="auto").runtime == "torch"
+    with pytest.raises(ValueError, match="drop --window-s"):
+        Embedder(tiny_detect_model, window_s=2.0, runtime="onnx")

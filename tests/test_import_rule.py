@@ -1,5 +1,7 @@
-"""The import rule: running a model never imports training. Annotating, scoring, embedding, the
-detectors, model files, the front end and devices load without a single ``biomae.train`` module."""
+"""The import rules: running a model never imports training — annotating, scoring, embedding, the
+detectors, model files, the front end and devices load without a single ``biomae.train`` module —
+and the ONNX Runtime path never imports torch (only the torch runtime, ``biomae.torch_scorer``,
+the front end and the model files do)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import pytest
 
 RUNTIME_MODULES = [
     "biomae.infer",
+    "biomae.onnx_scorer",
+    "biomae.torch_scorer",
     "biomae.embed",
     "biomae.detectors",
     "biomae.detectors.model",
@@ -61,6 +65,36 @@ def test_building_the_command_line_imports_no_heavy_library():
         "import sys, biomae.cli; biomae.cli.build_parser(); "
         "heavy = ('torch', 'matplotlib', 'duckdb', 'pandas'); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# What annotating and embedding on ONNX Runtime (or with the energy detector) import.
+TORCH_FREE_MODULES = [
+    "biomae.cli",
+    "biomae.commands.annotate",
+    "biomae.commands.embed",
+    "biomae.annotate",
+    "biomae.infer",
+    "biomae.onnx_scorer",
+    "biomae.embed",
+    "biomae.detectors",
+    "biomae.detectors.model",
+    "biomae.detectors.auto",
+    "biomae.detectors.energy",
+    "biomae.spectral",
+    "biomae.devices",
+    "biomae.decode",
+    "biomae.live",
+    "biomae.viz",
+]
+
+
+def test_the_onnx_runtime_path_imports_no_torch():
+    code = (
+        f"import sys, importlib; [importlib.import_module(m) for m in {TORCH_FREE_MODULES!r}]; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -32,7 +32,8 @@ def _direct_scores(detector, audio):
     for start in range(0, len(audio), n):
         window = np.pad(audio[start : start + n], (0, max(0, start + n - len(audio))), "wrap")
         with torch.no_grad():
-            logits = detector.model(detector.front_end(torch.from_numpy(window[None])))["activity"]
+            model, front_end = detector.windows.model, detector.windows.front_end  # torch's
+            logits = model(front_end(torch.from_numpy(window[None])))["activity"]
         out.append(torch.sigmoid(logits)[0].numpy())
     return np.concatenate(out)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported when used: deciding bf16 on a CPU needs none
+    import torch
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 
@@ -23,6 +25,8 @@ def resolve_device(name: str) -> torch.device:
         ValueError: not one of auto, cpu, cuda, cuda:N, or a GPU that is not there (one line
             naming the value and what to use instead).
     """
+    import torch
+
     if name == "auto":  # under torchrun, each rank takes the GPU of its LOCAL_RANK
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
@@ -74,6 +78,8 @@ def bf16_is_fast(device_type: str, flags: set[str] | None = None) -> bool:
     if flags is None:
         flags = cpu_flags()
         if not flags:  # no /proc/cpuinfo: ask torch
+            import torch
+
             return bool(torch.cpu._is_amx_tile_supported())
     return {"amx_bf16", "amx_tile"} <= flags
 
@@ -82,4 +88,6 @@ def autocast(device: torch.device, enabled: bool):
     """bf16 autocast on CPU or CUDA when ``enabled``, else a no-op context."""
     if not enabled:
         return contextlib.nullcontext()
+    import torch
+
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

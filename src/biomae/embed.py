@@ -13,6 +13,12 @@ patches (all frequency patches), a ``(D,)`` float32 vector:
 
 Tables are Parquet: ``recording, start_s, end_s, label, embedding`` (a list of float32), with the
 model path and dimension in the file's metadata. Search ranks rows by cosine similarity.
+
+The encoder runs on torch or, like annotating (:func:`biomae.onnx_scorer.choose_runtime`), on ONNX
+Runtime: its graph (:func:`biomae.export.export_embedding_onnx`, front end included: windows in,
+tokens on their patch grid out) is exported once into the cache, and no torch is imported.
+Embeddings agree within 1e-3 (``tests/test_embed.py``). A ``window_s`` other than the model's runs
+on torch (the graph's window is the model's).
 """
 
 from __future__ import annotations
@@ -28,7 +34,16 @@ from biomae.atomic_io import atomic_path
 
 
 class Embedder:
-    """Encoder + front end, from a ``.safetensors`` file (see the module docstring)."""
+    """Encoder + front end, from a ``.safetensors`` file (see the module docstring).
+
+    Args:
+        model_path: an encoder or fine-tuned model (``.safetensors``), or an embedding graph
+            (``.onnx`` from :func:`biomae.export.export_embedding_onnx`).
+        device: "auto", "cpu", "cuda", ... (torch).
+        batch_size: windows per forward pass.
+        window_s: window length (None: the model's).
+        runtime: "auto", "torch" or "onnx" (:func:`biomae.onnx_scorer.choose_runtime`).
+    """
 
     def __init__(
         self,
@@ -36,37 +51,34 @@ class Embedder:
         device: str = "auto",
         batch_size: int = 16,
         window_s: float | None = None,
+        runtime: str = "auto",
     ):
-        # torch: imported when used, so that `import biomae.embed` stays without it
-        from biomae.devices import resolve_device
-        from biomae.features import FrontEnd
-        from biomae.models.files import load_encoder
+        from biomae.onnx_scorer import choose_runtime, model_file
 
         self.model_path = Path(model_path)
-        if not self.model_path.is_file():
+        if not model_file(self.model_path).is_file():
             raise FileNotFoundError(f"model {self.model_path} not found")
-        self.device = resolve_device(device)
-        self.encoder, spec = load_encoder(self.model_path, device=self.device)
-        self.patch_t = self.encoder.config.patch_t
-        self.front_end = FrontEnd(spec.front_end, self.patch_t, self.device)
-        self.sample_rate = spec.front_end.sample_rate
-        self.hop_s = spec.front_end.hop_s
-        self.window_s = window_s or spec.window_s
+        if window_s is None:
+            self.runtime, graph = choose_runtime(model_path, runtime, device, False, kind="embed")
+        elif runtime == "onnx" or self.model_path.suffix == ".onnx":
+            raise ValueError(f"window_s={window_s}: an ONNX graph embeds windows of its model's "
+                             "length; drop --window-s or use --runtime torch")  # fmt: skip
+        else:
+            self.runtime, graph = "torch", None
+        if graph is not None:
+            from biomae.onnx_scorer import OnnxWindowTokens
+
+            self.tokens = OnnxWindowTokens(graph)
+        else:  # torch: imported when used, so that `import biomae.embed` stays without it
+            from biomae.torch_scorer import TorchWindowTokens
+
+            self.tokens = TorchWindowTokens(self.model_path, device)
+        info = self.tokens.info  # sample_rate, window_s, hop_s, patch_t, dim
+        self.patch_t, self.hop_s = info["patch_t"], info["hop_s"]
+        self.sample_rate = info["sample_rate"]
+        self.window_s = window_s or info["window_s"]
         self.batch_size = batch_size
-        self.dim = self.encoder.config.dim
-
-    def tokens(self, audio: np.ndarray):
-        """Encoder tokens of a batch of windows (B, n_samples) → (B, grid_f, grid_t, D)."""
-        import torch
-
-        # torch: imported when used, so that `import biomae.embed` stays without it
-        from biomae.models.heads import tokens_to_grid
-
-        with torch.no_grad():
-            spec = self.front_end(torch.from_numpy(np.ascontiguousarray(audio, np.float32)))
-            tokens = self.encoder.forward_features(spec)  # (B, N, D)
-            grid = self.encoder.grid(spec.shape[-1])
-            return tokens_to_grid(tokens.float(), grid).cpu().numpy()  # (B, grid_f, grid_t, D)
+        self.dim = info["dim"]
 
     def patch_s(self) -> float:
         """Seconds of audio per time patch."""

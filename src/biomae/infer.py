@@ -14,7 +14,8 @@ so the decode threshold calibrated in training is the one that ships. Per record
    DataLoader worker processes that each take every ``num_workers``-th recording (for machines
    with many cores beside a GPU), while the model runs; they are batched
    (``batch_size``; windows of consecutive recordings share batches, so many short files fill them
-   too), run through front end + encoder + head (bf16 autocast where enabled), and the sigmoid
+   too), run by the model's runtime (:class:`WindowScorer`: torch — front end + encoder + head,
+   bf16 autocast where enabled — or the exported ONNX graph of the same), and the sigmoid
    scores of overlapping windows are averaged per frame.
    A short last window is padded by looping its own audio; frames past the recording's end are
    dropped.
@@ -22,30 +23,108 @@ so the decode threshold calibrated in training is the one that ships. Per record
 Ultrasonic recordings: ``time_expansion = k`` plays the recording k times slower, as bat detectors
 do, so a model trained at 32 kHz hears 0–16·k kHz.
 
-Nothing here imports :mod:`biomae.train`: a model file is read by :mod:`biomae.models.files`.
+Nothing here imports :mod:`biomae.train`, nor torch: the torch runtime
+(:mod:`biomae.torch_scorer`) is imported only when a torch model runs, so annotating on ONNX Runtime
+(:mod:`biomae.onnx_scorer`) never loads torch. :class:`ModelInfo` is what either runtime says of
+its model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from biomae import audio as audio_io
-from biomae.devices import autocast
-from biomae.features import FrontEnd
-from biomae.models.files import load_model, resolve_model_path
+from biomae.decode import DecodeConfig
 
 if TYPE_CHECKING:
     from biomae.audio import AudioInfo
     from biomae.models.files import ModelSpec
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What running a detection model needs to know of it, without torch: from a model file's
+    spec (:meth:`of_spec`) or from an exported graph's metadata (:meth:`from_json`).
+
+    Attributes:
+        sample_rate: the model's rate in Hz; recordings are resampled to it.
+        window_s: the window it runs on, in seconds.
+        frame_hop_s: the head's output frame hop, in seconds at the model's rate.
+        outputs: the head's outputs, side by side in its scores: activity [, onset, offset].
+        n_classes: classes per output.
+        labels: class names (empty: class-agnostic, one "call" class).
+        decode: its decode settings, the calibrated threshold included.
+        band_hz: its front end's ``(low, high)`` band in Hz.
+        scale: its front end's frequency scale, "mel" or "linear".
+    """
+
+    sample_rate: int
+    window_s: float
+    frame_hop_s: float
+    outputs: tuple[str, ...]
+    n_classes: int
+    labels: tuple[str, ...]
+    decode: DecodeConfig
+    band_hz: tuple[float, float]
+    scale: str = "mel"
+
+    @property
+    def window_samples(self) -> int:
+        """The window in samples at the model's rate (as :class:`ModelSpec` counts it)."""
+        return round(self.window_s * self.sample_rate)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelInfo:
+        raw = json.loads(text)
+        return cls(
+            **{k: v for k, v in raw.items() if k not in ("decode", "outputs", "labels", "band_hz")},
+            outputs=tuple(raw["outputs"]),
+            labels=tuple(raw["labels"]),
+            decode=DecodeConfig(**raw["decode"]),
+            band_hz=(float(raw["band_hz"][0]), float(raw["band_hz"][1])),
+        )
+
+    @classmethod
+    def of_spec(cls, spec: ModelSpec, head) -> ModelInfo:
+        """The info of a loaded model's spec and its detection head (``frame_hop_s``,
+        ``config.outputs``, ``config.n_classes``)."""
+        front = spec.front_end.build_config()
+        return cls(
+            sample_rate=int(front.sample_rate),
+            window_s=float(spec.window_s),
+            frame_hop_s=float(head.frame_hop_s),
+            outputs=tuple(head.config.outputs),
+            n_classes=int(head.config.n_classes),
+            labels=tuple(spec.labels),
+            decode=spec.decode,
+            band_hz=front.band_hz,
+            scale=front.scale,
+        )
+
+
+class WindowScorer(Protocol):
+    """A model's runtime: ``(b, window_samples)`` float32 windows at its rate → sigmoid scores
+    ``(b, T_out, n_classes * len(outputs))`` float32 NumPy, activity [+ onset + offset] side by
+    side. :class:`biomae.torch_scorer.TorchWindowScorer` (torch) and
+    :class:`biomae.onnx_scorer.OnnxWindowScorer` (ONNX Runtime) are the two."""
+
+    info: ModelInfo
+    runtime: str  # "torch" or "onnx"
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray: ...
 
 
 def prefetch(iterator: Iterator, depth: int = 8) -> Iterator:
@@ -84,82 +163,56 @@ def prefetch(iterator: Iterator, depth: int = 8) -> Iterator:
         stop.set()
 
 
-def load_detection_model(path: str | Path, device):
-    """``(model, spec)`` of the fine-tuned detection model at ``path`` on ``device``
-    (:func:`biomae.models.files.load_model`; ``starter`` is the shipped one).
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: not a safetensors file, not a biomae fine-tuned model, or not a detect model
-            (one line naming the file and what to give instead).
-    """
-    from safetensors import SafetensorError
-
-    path = resolve_model_path(path)
-    if path.suffix == ".onnx":  # a graph from biomae export: run by ONNX Runtime
-        from biomae.onnx_scorer import load_onnx_model
-
-        return load_onnx_model(path)
-    expected = "give a .safetensors model written by biomae finetune --task detect"
-    if not path.is_file():
-        raise FileNotFoundError(f"model {path}: no such file; {expected}")
-    try:
-        model, spec = load_model(path, device=device)
-    except SafetensorError as err:
-        raise ValueError(f"model {path}: not a safetensors file ({err}); {expected}") from err
-    except (ValueError, KeyError) as err:
-        raise ValueError(f"model {path}: not a biomae model ({err}); {expected}") from err
-    if spec.task != "detect":
-        raise ValueError(f"model {path}: a {spec.task!r} model; {expected}")
-    return model, spec
-
-
 class Scorer:
-    """A loaded model run over whole recordings: windows → batches → averaged frame scores (the
+    """A model run over whole recordings: windows → batches → averaged frame scores (the
     module docstring). The one path from a recording to frame scores — annotating
     (:class:`biomae.detectors.model.ModelDetector`), fine-tuning validation and threshold
     calibration (:mod:`biomae.train.tasks`) and the benchmarks all score through it.
 
     Args:
-        model: encoder + head (:class:`biomae.models.files.TaskModel`), on ``device``, in eval mode.
-        spec: its spec (front end, window).
-        device: where it runs.
-        bf16: bf16 autocast.
+        model: encoder + head (:class:`biomae.models.files.TaskModel`) on ``device`` in eval mode,
+            run by torch (with ``spec``); or, with ``spec`` None, a :class:`WindowScorer` that
+            runs itself (the ONNX one of :mod:`biomae.onnx_scorer`; no torch is imported).
+        spec: the torch model's spec (front end, window).
+        device: where the torch model runs.
+        bf16: bf16 autocast of the torch model.
         batch_size: windows per forward pass.
         overlap: fraction of a window shared with the next, in [0, 1).
         time_expansion: play recordings this many times slower (ultrasonic recordings).
-        num_workers: DataLoader worker processes decoding recordings (0: a background thread).
+        num_workers: DataLoader worker processes decoding recordings (0: a background thread;
+            workers need torch).
     """
 
     def __init__(
         self,
         model,
-        spec: ModelSpec,
-        device,
+        spec: ModelSpec | None = None,
+        device="cpu",
         bf16: bool = False,
         batch_size: int = 16,
         overlap: float = 0.0,
         time_expansion: float = 1.0,
         num_workers: int = 0,
     ):
+        if spec is not None:
+            from biomae.torch_scorer import TorchWindowScorer  # imports torch
 
-        self.model, self.spec, self.device, self.bf16 = model, spec, device, bf16
+            model = TorchWindowScorer(model, spec, device, bf16)
+        self.windows: WindowScorer = model
         self.batch_size, self.time_expansion, self.num_workers = (
             batch_size, time_expansion, num_workers
         )  # fmt: skip
-        self.front_end = FrontEnd(spec.front_end, spec.encoder.patch_t, device)
-        self.outputs = tuple(model.head.config.outputs)  # activity [, onset, offset]
-        self.n_channels = model.head.config.n_classes * len(self.outputs)
-        self.sample_rate = spec.front_end.sample_rate
-        self.window_samples = spec.window_samples
-        frame_hop = model.head.frame_hop_s * self.sample_rate
+        info = model.info
+        self.outputs = info.outputs  # activity [, onset, offset]
+        self.n_channels = info.n_classes * len(self.outputs)
+        self.sample_rate = info.sample_rate
+        self.window_samples = info.window_samples
+        frame_hop = info.frame_hop_s * self.sample_rate
         if abs(frame_hop - round(frame_hop)) > 1e-6:
             raise ValueError(f"head frame hop {frame_hop} samples is not whole")
         self.frame_hop_samples = round(frame_hop)
         hop_frames = max(1, round(self.window_samples * (1 - overlap) / frame_hop))
         self.hop_samples = hop_frames * self.frame_hop_samples
-        # a callable windows -> probs run instead of torch (window_probs): an .onnx model's graph
-        self.runtime = getattr(model, "runtime", None)
 
     def split(self, scores: np.ndarray) -> dict[str, np.ndarray]:
         """``{output: (n_frames, C)}`` of the side-by-side ``(n_frames, C * len(outputs))``."""
@@ -167,15 +220,8 @@ class Scorer:
 
     def window_probs(self, windows: np.ndarray) -> np.ndarray:
         """Sigmoid scores ``(b, T_out, C * len(outputs))`` (activity [+ onset + offset] side by
-        side) of ``(b, window_samples)`` float32 windows; ``self.runtime`` (the ONNX one of
-        :mod:`biomae.onnx_scorer`) runs them instead of torch when set."""
-        if self.runtime is not None:
-            return self.runtime(windows)
-        audio = torch.from_numpy(windows)  # (b, window_samples)
-        with torch.no_grad(), autocast(self.device, self.bf16):
-            out = self.model(self.front_end(audio))
-        logits = torch.cat([out[name].float() for name in self.outputs], dim=-1)
-        return torch.sigmoid(logits).cpu().numpy()
+        side) of ``(b, window_samples)`` float32 windows, by the model's runtime."""
+        return self.windows(windows)
 
     def frame_scores(
         self, path: str | Path, info: AudioInfo | None = None
@@ -249,15 +295,9 @@ class Scorer:
         )
         if self.num_workers == 0:
             return prefetch(iter(reader))
-        loader = DataLoader(
-            reader, batch_size=None, num_workers=self.num_workers, collate_fn=_as_is
-        )
-        return iter(loader)
+        from biomae.torch_scorer import decoding_workers  # imports torch
 
-
-def _as_is(item):
-    """DataLoader ``collate_fn`` that leaves items as they are (no tensor conversion)."""
-    return item
+        return decoding_workers(reader, self.num_workers)
 
 
 class _Open(NamedTuple):
@@ -268,11 +308,11 @@ class _Open(NamedTuple):
     stream_rate: int
 
 
-class WindowReader(IterableDataset):
+class WindowReader:
     """The windows of recordings as ``(index, path, item)``: per recording an :class:`_Open`, its
     windows as ``(start_sample, window (window_samples,) float32)``, then ``None``; or the
-    exception that stopped its decoding (the other recordings go on). In a DataLoader worker it
-    reads only the recordings whose index falls to that worker.
+    exception that stopped its decoding (the other recordings go on). :meth:`shard` reads only
+    the recordings whose index falls to one of several DataLoader workers.
 
     A short last window is padded by looping its own audio (silence would skew the per-window
     normalisation and read as a call or a gap). ``infos``: each path's header (or None), when
@@ -295,8 +335,11 @@ class WindowReader(IterableDataset):
         return np.pad(audio, (0, self.window_samples - len(audio)), mode="wrap").astype(np.float32)
 
     def __iter__(self):
-        worker = get_worker_info()
-        share, n_shares = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        return self.shard(0, 1)
+
+    def shard(self, share: int, n_shares: int, in_worker: bool = False) -> Iterator:
+        """The items of the recordings whose index is ``share`` modulo ``n_shares``; ``in_worker``:
+        errors made picklable for the trip from a worker process."""
         rate = self.stream_rate
         for index, (path, info) in enumerate(zip(self.paths, self.infos, strict=True)):
             if index % n_shares != share:
@@ -317,7 +360,7 @@ class WindowReader(IterableDataset):
                     yield index, path, (block.start_sample, self.fill(block.audio))
                 yield index, path, None
             except Exception as err:  # reported for this recording; the others go on
-                yield index, path, err if worker is None else _picklable(err)
+                yield index, path, _picklable(err) if in_worker else err
 
 
 def _picklable(err: Exception) -> Exception:

@@ -4,15 +4,21 @@ filterbank, and the one-pole smoother of PCEN.
 :mod:`biomae.features` builds the model's front end (:class:`biomae.features.Spectrogram`,
 :class:`biomae.features.FrontEnd`) from these; the energy detector, the frequency boxes and the
 pictures use :func:`power_spectrogram` directly. Coordinate conventions: see :mod:`biomae.features`.
+
+:func:`power_spectrogram` and the mel scale are NumPy: annotating on ONNX Runtime imports no
+torch. The filterbank and PCEN's smoother (the model's front end) import torch when called.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor, nn
+from numpy.lib.stride_tricks import sliding_window_view
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PCEN_CHUNK_FRAMES = 128  # frames per step of the chunked PCEN smoother
 
@@ -28,12 +34,22 @@ def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     periodic Hann window, frames centred on samples ``0, hop, 2 hop, …`` (reflect padding); audio
     too short to reflect (under half a window) is zero-padded at the end first. Bin ``k`` is at
     ``k * sample_rate / n_fft`` Hz. The plain CPU spectrogram of the energy detector, the pictures
-    and the frequency boxes (the model's front end is :class:`biomae.features.Spectrogram`)."""
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))  # (n,)
+    and the frequency boxes (the model's front end is :class:`biomae.features.Spectrogram`).
+    Frames are transformed ``STFT_CHUNK_FRAMES`` at a time: memory beyond the output stays small.
+    """
+    x = np.ascontiguousarray(audio, dtype=np.float32)  # (n,)
     if len(x) < n_fft // 2 + 1:
-        x = nn.functional.pad(x, (0, n_fft // 2 + 1 - len(x)))
-    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-    return torch.view_as_real(spec).square().sum(-1).numpy()  # (F, T)
+        x = np.pad(x, (0, n_fft // 2 + 1 - len(x)))
+    frames = sliding_window_view(np.pad(x, n_fft // 2, mode="reflect"), n_fft)[::hop]  # (T, n_fft)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    power = np.empty((n_fft // 2 + 1, len(frames)), dtype=np.float32)  # (F, T)
+    for start in range(0, len(frames), STFT_CHUNK_FRAMES):
+        spectrum = np.fft.rfft(frames[start : start + STFT_CHUNK_FRAMES] * window, axis=-1)
+        power[:, start : start + STFT_CHUNK_FRAMES] = (spectrum.real**2 + spectrum.imag**2).T
+    return power
+
+
+STFT_CHUNK_FRAMES = 2048  # frames per FFT call of power_spectrogram
 
 
 # ----------------------------------------------------------------------------- mel scale (Slaney)
@@ -44,28 +60,31 @@ _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP  # = 15
 _LOGSTEP = math.log(6.4) / 27.0  # log-spaced above 1 kHz
 
 
-def hz_to_mel(freq_hz: Tensor) -> Tensor:
-    """Slaney mel scale: linear below 1 kHz (3 mel per 200 Hz), logarithmic above."""
-    freq_hz = torch.as_tensor(freq_hz, dtype=torch.float64)
+def hz_to_mel(freq_hz) -> np.ndarray:
+    """Slaney mel scale: linear below 1 kHz (3 mel per 200 Hz), logarithmic above. Float64
+    NumPy of the input's shape (a scalar gives a 0-d array)."""
+    freq_hz = np.asarray(freq_hz, dtype=np.float64)
     linear = freq_hz / _F_SP
-    log = _MIN_LOG_MEL + torch.log(freq_hz.clamp(min=_MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
-    return torch.where(freq_hz >= _MIN_LOG_HZ, log, linear)
+    log = _MIN_LOG_MEL + np.log(np.maximum(freq_hz, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(freq_hz >= _MIN_LOG_HZ, log, linear)
 
 
-def mel_to_hz(mel: Tensor) -> Tensor:
+def mel_to_hz(mel) -> np.ndarray:
     """Inverse of :func:`hz_to_mel`."""
-    mel = torch.as_tensor(mel, dtype=torch.float64)
+    mel = np.asarray(mel, dtype=np.float64)
     linear = mel * _F_SP
-    log = _MIN_LOG_HZ * torch.exp(_LOGSTEP * (mel.clamp(min=_MIN_LOG_MEL) - _MIN_LOG_MEL))
-    return torch.where(mel >= _MIN_LOG_MEL, log, linear)
+    log = _MIN_LOG_HZ * np.exp(_LOGSTEP * (np.maximum(mel, _MIN_LOG_MEL) - _MIN_LOG_MEL))
+    return np.where(mel >= _MIN_LOG_MEL, log, linear)
 
 
 def mel_edges_hz(n_mels: int, fmin_hz: float, fmax_hz: float) -> Tensor:
     """``n_mels + 2`` float64 frequencies equally spaced in mel: filter ``k`` spans [k, k + 2]."""
+    import torch
+
     mels = torch.linspace(
         float(hz_to_mel(fmin_hz)), float(hz_to_mel(fmax_hz)), n_mels + 2, dtype=torch.float64
     )
-    return mel_to_hz(mels)
+    return torch.from_numpy(mel_to_hz(mels.numpy()))
 
 
 def mel_filterbank(
@@ -77,6 +96,8 @@ def mel_filterbank(
         (n_mels, n_fft // 2 + 1) float64: row ``k`` weights the power of each FFT bin; each
         triangle is scaled by ``2 / (its width in Hz)`` so the filters have equal area.
     """
+    import torch
+
     fft_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
     edges = mel_edges_hz(n_mels, fmin_hz, fmax_hz)  # (n_mels + 2,)
     widths = edges.diff()  # (n_mels + 1,)
@@ -109,6 +130,8 @@ def smooth_frames(energy: Tensor, b: float, chunk_frames: int = PCEN_CHUNK_FRAME
     Returns:
         (..., T) smoothed tensor ``M``.
     """
+    import torch
+
     n_frames = energy.shape[-1]
     size = min(chunk_frames, n_frames)
     index = torch.arange(size, device=energy.device)

@@ -116,7 +116,7 @@ def annotate(
 
 
 def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupts) -> pd.DataFrame:
-    from biomae import distributed  # imports torch: `import biomae.annotate` stays without it
+    distributed = _distributed()
 
     detector = complete(detector)  # info arguments, name_for, detect_many: checked once
     inputs = [str(i) for i in inputs]
@@ -317,6 +317,33 @@ def _plot(rec: Recording, events, out_dir: Path, config, name: str, info) -> str
             f"({drawn_s:g} s of {info.duration_s:.0f} s; max_pages)"
         )
     return None
+
+
+def _distributed():
+    """:mod:`biomae.distributed` under ``torchrun`` (``WORLD_SIZE`` > 1); for one process, a
+    stand-in with its single-process behaviour, so that annotating on ONNX Runtime imports no
+    torch."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from biomae import distributed  # imports torch
+
+        return distributed
+    return _OneProcess
+
+
+class _OneProcess:
+    """What :mod:`biomae.distributed` does without ``torchrun``: rank 0 of 1, barriers no-ops."""
+
+    rank, world_size = 0, 1
+
+    @staticmethod
+    def init(device: str):
+        return _OneProcess
+
+    @staticmethod
+    def barrier() -> None: ...
+
+    @staticmethod
+    def destroy() -> None: ...
 
 
 class _NoProgress:

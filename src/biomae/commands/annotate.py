@@ -20,6 +20,7 @@ MODEL_OPTIONS = (
     "bf16",
     "time_expansion",
     "threshold",
+    "runtime",
 )
 
 DESCRIPTION = """
@@ -125,9 +126,11 @@ def add_parser(subparsers) -> None:
         "--runtime",
         choices=["auto", "torch", "onnx"],
         default=None,
-        help="what runs the model: auto (default) = ONNX Runtime for an .onnx model (biomae "
-        "export), torch for the others; onnx = ONNX Runtime, exporting the model once into a "
-        "cache; torch (biomae.onnx_scorer)",
+        help="what runs the model: auto (default) = ONNX Runtime when it is installed and the "
+        "model runs on the CPU in fp32 (the model's graph exported once into a cache, 20-40 s; "
+        "no torch is loaded then), torch otherwise (GPU, bf16, no onnxruntime; "
+        "$BIOMAE_RUNTIME=torch|onnx replaces this choice); onnx = ONNX Runtime always; torch "
+        "= torch always. run.json records the one that ran (biomae.onnx_scorer)",
     )
     shared = p.add_argument_group("event options (every detector)")
     shared.add_argument(
@@ -231,8 +234,6 @@ def build_detector(args: argparse.Namespace):
             f"{_flags(energy_only)}: energy detector option(s), not for {uses}; add --detector "
             f"energy to run the energy detector on every recording"
         )
-    if args.runtime is not None:
-        model_only["runtime"] = args.runtime  # checked with the other model options
     if model_only and args.detector == "energy":
         raise ValueError(
             f"{_flags(model_only)}: model option(s), and --detector energy runs no model; drop "
@@ -241,7 +242,6 @@ def build_detector(args: argparse.Namespace):
     # the given model options as InferConfig fields (the others keep InferConfig's defaults)
     renamed = {"workers": "num_workers", "threshold": "threshold_on"}
     options = {renamed.get(name, name): value for name, value in model_only.items()}
-    options.pop("runtime", None)  # applied to the built detector (biomae.onnx_scorer)
     if "bf16" in options:
         options["bf16"] = {"auto": None, "on": True, "off": False}[options["bf16"]]
     if args.detector == "energy":
@@ -263,10 +263,6 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         detector = build_detector(args)
-        if args.detector != "energy":
-            from biomae.onnx_scorer import use_runtime
-
-            use_runtime(detector, args.runtime or "auto")
         if args.live or args.inputs == ["-"]:
             return _run_live(args, detector)
         summary = annotate(args.inputs, args.out, detector, config)

@@ -30,6 +30,14 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--device", default="auto", help="auto (CUDA when available), cpu or cuda (default auto)"
     )
+    p.add_argument(
+        "--runtime",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="what runs the encoder: auto (default) = ONNX Runtime when it is installed and it "
+        "runs on the CPU (its graph exported once into a cache; no torch is loaded then), "
+        "torch otherwise or with --window-s; onnx; torch (biomae.embed)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -44,11 +52,11 @@ def run(args: argparse.Namespace) -> int:
     from biomae.annotate import find_recordings
     from biomae.annotations import format_module, read_annotations
     from biomae.embed import Embedder, write_embeddings
-    from biomae.models.files import read_metadata
 
-    try:
-        read_metadata(args.model)  # a truncated or corrupt file: one line naming it
-        embedder = Embedder(args.model, device=args.device, window_s=args.window_s)
+    try:  # a truncated or corrupt model file: one line naming it (biomae.models.files)
+        embedder = Embedder(
+            args.model, device=args.device, window_s=args.window_s, runtime=args.runtime
+        )
         recordings = find_recordings(args.inputs)
     except (ValueError, FileNotFoundError) as err:
         print(f"biomae embed: {err}", file=sys.stderr)

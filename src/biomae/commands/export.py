@@ -13,7 +13,8 @@ def add_parser(subparsers) -> None:
         description="Write a fine-tuned detection model (or the starter) as one ONNX graph, front "
         "end included: audio windows in, frame scores out (biomae.export). Run it with "
         "biomae annotate --model OUT.onnx, or on any ONNX Runtime. Without OUT the graph goes to "
-        "the cache that biomae annotate --runtime onnx uses. Needs the onnx extra: "
+        "the cache that biomae annotate --runtime onnx uses (with --embedding: the encoder's graph "
+        "for biomae embed). Needs the onnx extra: "
         "pip install 'biomae[onnx]'.",
     )
     p.add_argument("model", metavar="MODEL", help="a .safetensors detection model, or starter")
@@ -26,6 +27,12 @@ def add_parser(subparsers) -> None:
         help="the .onnx file to write (no value: the cache --runtime onnx reads)",
     )
     p.add_argument(
+        "--embedding",
+        action="store_true",
+        help="the encoder's graph for biomae embed (windows in, tokens out) instead of the "
+        "detection graph; MODEL may be an encoder",
+    )
+    p.add_argument(
         "--int8",
         action="store_true",
         help="int8 weights (dynamic quantisation): smaller and faster, scores less exact",
@@ -34,12 +41,18 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biomae.export import export_onnx
+    from biomae.export import export_embedding_onnx, export_onnx
     from biomae.onnx_scorer import cached_onnx_path
 
     try:
-        out = args.onnx or cached_onnx_path(args.model, int8=args.int8)
-        path = export_onnx(args.model, out, int8=args.int8)
+        if args.embedding and args.int8:
+            raise ValueError("--int8 quantises detection graphs only: drop it with --embedding")
+        kind = "embed" if args.embedding else "detect"
+        out = args.onnx or cached_onnx_path(args.model, int8=args.int8, kind=kind)
+        if args.embedding:
+            path = export_embedding_onnx(args.model, out)
+        else:
+            path = export_onnx(args.model, out, int8=args.int8)
     except (ImportError, ValueError, FileNotFoundError) as err:
         print(f"biomae export: {err}", file=sys.stderr)
         return 2

@@ -52,7 +52,8 @@ class AutoDetector:
 
     Args:
         model: a :class:`biomae.detectors.model.ModelDetector` (or anything with its methods
-            and, unless ``low_rate_hz`` is given, its ``front_end``).
+            and, unless ``low_rate_hz`` is given, its ``info``: the front end's ``band_hz`` and
+            ``scale``).
         energy: the energy detector.
         low_rate_hz: recordings heard below this rate go to ``energy``; None derives it from the
             model's front end (:func:`half_band_rate_hz`).
@@ -70,8 +71,7 @@ class AutoDetector:
     ):
         self.model, self.energy = model, energy
         if low_rate_hz is None:
-            spec = model.front_end.spectrogram.config
-            low_rate_hz = half_band_rate_hz(*spec.band_hz, spec.scale)
+            low_rate_hz = half_band_rate_hz(*model.info.band_hz, model.info.scale)
         self.low_rate_hz = float(low_rate_hz)
         self.ultrasonic_rate_hz = float(ultrasonic_rate_hz)
 

@@ -6,7 +6,9 @@ Per recording:
 
 1. :class:`biomae.infer.Scorer` gives the model's averaged frame scores (windows of the model's
    ``window_s`` with ``overlap``, batched across recordings, bf16 where enabled; the path that
-   fine-tuning validates and calibrates the threshold on).
+   fine-tuning validates and calibrates the threshold on), run by torch or by ONNX Runtime on
+   the model's exported graph (``runtime``: :func:`biomae.onnx_scorer.choose_runtime`; on ONNX
+   Runtime no torch is imported).
 2. ``biomae.decode.decode_events`` turns the frame scores into events (the model's own decode
    settings, from its file's spec, unless overridden); each event's frequency box is then measured
    from a linear spectrogram of the event and ``box_context_s`` of audio around it
@@ -33,8 +35,9 @@ from biomae.annotations.schema import empty_events
 from biomae.audio import AudioInfo
 from biomae.decode import decode_events, frequency_box
 from biomae.detectors.postprocess import PostProcess
-from biomae.devices import bf16_is_fast, resolve_device
-from biomae.infer import Scorer, load_detection_model
+from biomae.devices import bf16_is_fast
+from biomae.infer import ModelInfo, Scorer, WindowScorer
+from biomae.onnx_scorer import RUNTIMES, OnnxWindowScorer, choose_runtime
 from biomae.spectral import power_spectrogram
 
 
@@ -55,6 +58,10 @@ class InferConfig:
             rumble vary too much for a noise floor (the energy detector's band starts there too).
         threshold_on: override of the model's decode threshold (None keeps the model's).
         num_workers: DataLoader worker processes decoding recordings (0: one background thread).
+        runtime: what runs the model: "auto" (ONNX Runtime on the CPU in fp32 when installed,
+            exporting the graph once; torch otherwise), "torch" or "onnx"
+            (:func:`biomae.onnx_scorer.choose_runtime`; ``$BIOMAE_RUNTIME`` replaces auto's
+            choice for a ``.safetensors`` model).
         post: the post-processing every detector shares (:mod:`biomae.detectors.postprocess`:
             band, merge gap, minimum duration, label), applied to the events with their boxes;
             None leaves a step out (merge gap and minimum duration: the model's own decode
@@ -71,6 +78,7 @@ class InferConfig:
     box_min_hz: float = 150.0
     threshold_on: float | None = None
     num_workers: int = 0
+    runtime: str = "auto"
     post: PostProcess = field(default_factory=PostProcess)
 
     def __post_init__(self) -> None:
@@ -84,6 +92,8 @@ class InferConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.time_expansion > 0:
             raise ValueError(f"time_expansion must be > 0, got {self.time_expansion}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
 
 
 class ModelDetector:
@@ -102,11 +112,13 @@ class ModelDetector:
         self.name = name
         self.config = config or InferConfig()
         self.model_path = Path(model_path)
-        self.device = resolve_device(self.config.device)
-        self.model, self.spec = load_detection_model(self.model_path, self.device)
-        bf16 = self.config.bf16
-        self.bf16 = bf16_is_fast(self.device.type) if bf16 is None else bf16
-        self.decode_config = self.spec.decode
+        self.runtime, graph = choose_runtime(
+            model_path, self.config.runtime, self.config.device, self.config.bf16
+        )
+        self.windows = self._windows(graph)  # torch's or ONNX Runtime's (biomae.infer.Scorer)
+        self.bf16 = getattr(self.windows, "bf16", False)
+        self.info: ModelInfo = self.windows.info
+        self.decode_config = self.info.decode
         if self.config.threshold_on is not None:
             off = min(self.decode_config.threshold_off or 1.0, self.config.threshold_on)
             self.decode_config = replace(
@@ -118,12 +130,9 @@ class ModelDetector:
             if getattr(self.config.post, name) is not None:
                 self.decode_config = replace(self.decode_config, **{name: 0.0})
         self.post = self.config.post
-        self.labels = list(self.spec.labels) or ["call"]  # class-agnostic: "call"
+        self.labels = list(self.info.labels) or ["call"]  # class-agnostic: "call"
         self.scorer = Scorer(
-            self.model,
-            self.spec,
-            self.device,
-            bf16=self.bf16,
+            self.windows,
             batch_size=self.config.batch_size,
             overlap=self.config.overlap,
             time_expansion=self.config.time_expansion,
@@ -132,7 +141,19 @@ class ModelDetector:
         self.outputs = self.scorer.outputs
         self.sample_rate = self.scorer.sample_rate
         self.window_samples = self.scorer.window_samples
-        self.front_end = self.scorer.front_end
+
+    def _windows(self, graph: Path | None) -> WindowScorer:
+        """The model's runtime: its exported ``graph`` on ONNX Runtime, else torch."""
+        if graph is not None:
+            return OnnxWindowScorer(graph)
+        # torch: imported only here, so that annotating on ONNX Runtime stays without it
+        from biomae.devices import resolve_device
+        from biomae.torch_scorer import TorchWindowScorer, load_detection_model
+
+        device = resolve_device(self.config.device)
+        model, spec = load_detection_model(self.model_path, device)
+        bf16 = bf16_is_fast(device.type) if self.config.bf16 is None else self.config.bf16
+        return TorchWindowScorer(model, spec, device, bf16)
 
     def name_for(self, path: str | Path, info: AudioInfo | None = None) -> str:
         """The detector that annotates ``path``: this model, whatever the recording."""
@@ -151,6 +172,7 @@ class ModelDetector:
             **settings,
             **post,
             "bf16": self.bf16,
+            "runtime": self.runtime,  # the one that ran ("torch" or "onnx"), not "auto"
         }
 
     def frame_scores(

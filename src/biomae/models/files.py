@@ -297,10 +297,10 @@ def load_model(
 
 
 def load_encoder(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
+    path: str | os.PathLike, device: str | torch.device = "cpu", what: str = "encoder"
 ) -> tuple[Encoder, ModelSpec]:
     """The encoder of any model file (an exported encoder, or the encoder of a fine-tuned model)
-    and the file's spec, in eval mode on ``device``.
+    and the file's spec, in eval mode on ``device``. ``what`` names the file in errors.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -309,7 +309,7 @@ def load_encoder(
     from safetensors.torch import load_file
 
     path = resolve_model_path(path)
-    metadata = read_metadata(path, "encoder")
+    metadata = read_metadata(path, what)
     spec = read_spec(path, metadata)
     tensors = load_file(str(path))
     if spec.task != "encoder":  # a fine-tuned model: its encoder.* weights
