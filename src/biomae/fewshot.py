@@ -1,0 +1,260 @@
+"""Few-shot detection (the DCASE few-shot bioacoustic task): ``biomae annotate REC --shots TABLE``.
+
+``TABLE`` (a Raven selection table ``.txt`` or a CSV with start/end columns) holds the first
+annotated events of one call type in the recording — the *shots* (DCASE gives five; 1 to 5 are
+taken). The rest of that call type is found by similarity to the shots:
+
+1. every span below is embedded in one pass of the recording (:func:`biomae.spans.embed_spans`):
+   the shots, the class-agnostic detector's events, and sliding windows of the shots' median
+   duration every ``hop`` (a quarter of it, at most one encoder time patch);
+2. the shots' *prototype* is the mean of their unit-length embeddings; a span's similarity is its
+   cosine similarity to the prototype;
+3. the threshold is calibrated on the recording's own annotated part, ``[0, end of the last shot]``
+   (fully annotated for that call type under the DCASE rules): positives are the shots, each scored
+   against the prototype of the others (leave-one-out), negatives the detector's events and the
+   sliding windows there that lie clear of every shot; the threshold maximises balanced accuracy
+   (:func:`biomae.examples.calibrate_threshold`);
+4. events: ``mode="detector"`` keeps the detector's events at or above the threshold;
+   ``"sliding"`` keeps the sliding windows at local maxima at or above it (greedy, no overlap);
+   ``"both"`` (default) keeps the detector's and adds the sliding windows that overlap none of them
+   (calls the detector missed).
+
+Nothing that starts before the end of the last shot is reported (the DCASE rule). Events carry the
+shots' label, ``score`` = the similarity clipped to [0, 1], and a ``similarity`` column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biomae import audio as audio_io
+from biomae.annotations import make_events
+from biomae.examples import calibrate_threshold
+from biomae.spans import embed_spans, normalise
+
+MODES = ("detector", "sliding", "both")
+MAX_SHOTS = 5
+
+
+class ShotsError(ValueError):
+    """The shots table cannot be used; the message names it and the fix."""
+
+
+def read_shots(path: str | Path) -> pd.DataFrame:
+    """The shots of ``path`` (Raven ``.txt`` or ``.csv``), sorted by start.
+
+    Raises:
+        ShotsError: no such file, another format, no events or more than :data:`MAX_SHOTS`.
+    """
+    from biomae.annotations import read_annotations
+
+    path = Path(path)
+    if not path.is_file():
+        raise ShotsError(f"--shots {path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in (".txt", ".csv"):
+        raise ShotsError(f"--shots {path}: give a Raven selection table (.txt) or a CSV (.csv)")
+    shots = read_annotations(path, "raven" if suffix == ".txt" else "csv")
+    shots = shots.sort_values("start_s", kind="stable").reset_index(drop=True)
+    if not len(shots):
+        raise ShotsError(f"--shots {path}: no events; give the first annotated events (5 in DCASE)")
+    if len(shots) > MAX_SHOTS:
+        raise ShotsError(
+            f"--shots {path}: {len(shots)} events; give only the first {MAX_SHOTS} annotated "
+            "events of the call type (the DCASE few-shot rule)"
+        )
+    return shots
+
+
+@dataclass
+class FewShotConfig:
+    """How the shots are used (module docstring).
+
+    Attributes:
+        mode: "detector", "sliding" or "both".
+        hop_fraction: sliding windows every this fraction of the shots' median duration (at most
+            one encoder time patch apart).
+        context: embed spans in the context of the recording rather than cut out
+            (:func:`biomae.spans.embed_spans`).
+    """
+
+    mode: str = "both"
+    hop_fraction: float = 0.25
+    context: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode {self.mode!r} is not one of {MODES}")
+        if not 0 < self.hop_fraction <= 1:
+            raise ValueError(f"hop_fraction must lie in (0, 1], got {self.hop_fraction}")
+
+
+def _overlaps(starts, ends, other_starts, other_ends, margin_s: float = 0.0) -> np.ndarray:
+    """``(N,)`` whether each span overlaps any of the others widened by ``margin_s``."""
+    starts, ends = np.asarray(starts)[:, None], np.asarray(ends)[:, None]
+    lo = np.asarray(other_starts)[None, :] - margin_s
+    hi = np.asarray(other_ends)[None, :] + margin_s
+    if not lo.size:
+        return np.zeros(len(starts), bool)
+    return ((starts < hi) & (ends > lo)).any(axis=1)
+
+
+class FewShotDetector:
+    """Finds the rest of the shots' call type in one recording (module docstring).
+
+    Args:
+        detector: the class-agnostic :class:`biomae.detectors.Detector`.
+        embedder: what embeds spans (:func:`biomae.spans.embed_spans`).
+        shots: the shots (an event table, sorted by start).
+        config: :class:`FewShotConfig`.
+        table: the shots' file, named in ``params()`` with a fingerprint of its contents.
+    """
+
+    def __init__(self, detector, embedder, shots: pd.DataFrame, config=None, table=None):
+        from biomae.detectors import complete
+
+        self.detector = complete(detector)
+        self.name = self.detector.name
+        self.embedder = embedder
+        self.shots = shots.sort_values("start_s", kind="stable").reset_index(drop=True)
+        self.config = config or FewShotConfig()
+        labels = [str(x) for x in self.shots["label"] if str(x).strip()]
+        self.label = labels[0] if labels else "call"
+        digest = hashlib.sha256(Path(table).read_bytes()).hexdigest()[:16] if table else ""
+        self.settings = {
+            "table": str(table or ""),
+            "fingerprint": digest,
+            "n_shots": len(self.shots),
+            "mode": self.config.mode,
+            "context": self.config.context,
+            "embedder": str(getattr(embedder, "model_path", type(embedder).__name__)),
+        }
+        self.threshold = float("nan")  # of the last recording, for reports
+
+    def params(self) -> dict:
+        return {**self.detector.params(), "shots": self.settings}
+
+    def name_for(self, path, info=None) -> str:
+        return f"{self.detector.name_for(path, info)}+shots"
+
+    def detect_file(self, path, recording=None, info=None) -> pd.DataFrame:
+        info = audio_io.info(path) if info is None else info
+        events = self.detector.detect_file(path, recording, info)
+        return self.find(path, events, info)
+
+    def detect_many(self, paths, infos=None):
+        paths = list(paths)
+        infos = [None] * len(paths) if infos is None else list(infos)
+        for info, (path, events) in zip(
+            infos, self.detector.detect_many(paths, infos), strict=True
+        ):
+            if isinstance(events, Exception):
+                yield path, events
+                continue
+            try:
+                yield path, self.find(path, events, info or audio_io.info(path))
+            except Exception as err:  # the recording's error
+                yield path, err
+
+    def find(self, path, events: pd.DataFrame, info) -> pd.DataFrame:
+        """The call type's events in ``path`` after the shots, from the detector's ``events``."""
+        shots, events = self.shots, events.reset_index(drop=True)
+        shot_lo, shot_hi = shots["start_s"].to_numpy(), shots["end_s"].to_numpy()
+        if shot_hi.max() > info.duration_s + 1e-3:
+            raise ShotsError(
+                f"shots end at {shot_hi.max():g} s, after {path} ends ({info.duration_s:g} s): "
+                "are they from this recording?"
+            )
+        shots_end_s = float(shot_hi.max())
+        length_s = max(float(np.median(shot_hi - shot_lo)), 1e-3)
+        patch_s = float(self.embedder.patch_s()) if hasattr(self.embedder, "patch_s") else length_s
+        hop_s = min(length_s * self.config.hop_fraction, patch_s)
+        win_lo = np.arange(0.0, max(info.duration_s - length_s, 0.0) + 1e-9, hop_s)
+        win_hi = np.minimum(win_lo + length_s, info.duration_s)
+        det_lo, det_hi = events["start_s"].to_numpy(), events["end_s"].to_numpy()
+        vectors = normalise(
+            embed_spans(
+                self.embedder,
+                path,
+                np.concatenate([shot_lo, det_lo, win_lo]),
+                np.concatenate([np.minimum(shot_hi, info.duration_s), det_hi, win_hi]),
+                info=info,
+                context=self.config.context,
+            )
+        )
+        n_shots, n_det = len(shots), len(events)
+        shot_vec = vectors[:n_shots]
+        prototype = normalise(shot_vec.mean(0))
+        det_sim = vectors[n_shots : n_shots + n_det] @ prototype
+        win_sim = vectors[n_shots + n_det :] @ prototype
+        # calibration on [0, end of the last shot]: shots (leave-one-out) against the rest
+        if n_shots > 1:
+            positives = np.array(
+                [
+                    shot_vec[i] @ normalise(np.delete(shot_vec, i, axis=0).mean(0))
+                    for i in range(n_shots)
+                ]
+            )
+        else:
+            positives = np.array([1.0])
+        margin_s = min(patch_s, length_s)
+        clear_det = (det_hi <= shots_end_s) & ~_overlaps(det_lo, det_hi, shot_lo, shot_hi)
+        clear_win = (win_hi <= shots_end_s) & ~_overlaps(win_lo, win_hi, shot_lo, shot_hi, margin_s)
+        negatives = np.concatenate([det_sim[clear_det], win_sim[clear_win]])
+        self.threshold = threshold = calibrate_threshold(positives, negatives)
+
+        keep = (det_lo >= shots_end_s) & (det_sim >= threshold)
+        kept = events.loc[keep].assign(similarity=det_sim[keep])
+        if self.config.mode == "sliding":
+            kept = kept.iloc[:0]
+        rows = [kept]
+        if self.config.mode in ("sliding", "both"):
+            rows.append(self._windows(path, win_lo, win_hi, win_sim, shots_end_s, threshold, kept))
+        found = pd.concat(rows, ignore_index=True).sort_values("start_s", kind="stable")
+        return make_events(
+            found.assign(
+                label=self.label,
+                score=found["similarity"].clip(0.0, 1.0),
+                similarity=found["similarity"].round(4),
+            ).reset_index(drop=True)
+        )
+
+    def _windows(self, path, win_lo, win_hi, win_sim, shots_end_s, threshold, kept):
+        """Sliding windows at or above ``threshold`` after the shots, greedily by similarity,
+        overlapping neither each other nor the ``kept`` events."""
+        taken_lo = list(kept["start_s"])
+        taken_hi = list(kept["end_s"])
+        chosen = []
+        for i in np.argsort(-win_sim, kind="stable"):
+            if win_sim[i] < threshold:
+                break
+            if win_lo[i] < shots_end_s:
+                continue
+            if _overlaps([win_lo[i]], [win_hi[i]], taken_lo, taken_hi)[0]:
+                continue
+            taken_lo.append(win_lo[i])
+            taken_hi.append(win_hi[i])
+            chosen.append(i)
+        boxes = self.shots[["low_hz", "high_hz"]].to_numpy(np.float64)
+        low_hz, high_hz = (
+            (float(boxes[:, 0].min()), float(boxes[:, 1].max()))
+            if np.isfinite(boxes).all()
+            else (np.nan, np.nan)
+        )
+        chosen = np.array(chosen, int)
+        return pd.DataFrame(
+            {
+                "recording": str(path),
+                "start_s": win_lo[chosen],
+                "end_s": win_hi[chosen],
+                "low_hz": low_hz,
+                "high_hz": high_hz,
+                "source": "biomae-fewshot",
+                "similarity": win_sim[chosen],
+            }
+        )
