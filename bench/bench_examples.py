@@ -48,16 +48,13 @@ DATA = Path(
 BIRDS = {"bfsongrepo bl26lb16": "bl26lb16", "bfsongrepo gy6or6": "gy6or6", "koumura bird0": "Bird0"}
 
 
+# labeller variants: (name, method, centre, keep an unknown threshold)
 VARIANTS = [
-    ("prototype", True, "balanced"),
-    ("prototype", True, "p05"),
-    ("prototype", True, "none"),
-    ("nearest", True, "balanced"),
-    ("nearest", True, "p05"),
-    ("nearest", True, "none"),
-    ("prototype", False, "none"),
+    ("nearest, centred (default)", "nearest", True, True),
+    ("nearest, no unknown", "nearest", True, False),
+    ("prototype, centred", "prototype", True, True),
+    ("nearest, not centred", "nearest", False, True),
 ]
-RULES = {"p05": lambda own: float(np.quantile(own, 0.05)), "none": lambda own: -np.inf}
 
 
 def reference() -> pd.DataFrame:
@@ -91,64 +88,52 @@ class Detections:
 
 def bench_labels(ref, detections, embedder, max_test: int, rng) -> None:
     print("\n== labelling from 5 examples per class (taken from other recordings) ==")
-    print("bird | classes | test recs | variant | detected: matched, acc, unknown, acc-labelled "
-          "| reference spans: acc, unknown")  # fmt: skip
+    print(
+        "bird | classes | test recordings | labeller | detected syllables: matched, accuracy, "
+        "unknown, accuracy of those labelled | reference syllables: accuracy, unknown"
+    )
     for bird, events in ref.groupby("bird"):
         counts = events["label"].value_counts()
         classes = sorted(counts[counts >= 20].index)
         events = events[events["label"].isin(classes)]
         files = sorted(events["file"].unique())
         tests = list(rng.choice(files, size=min(max_test, len(files)), replace=False))
-        cache: dict = {}
         results: dict[str, list] = {}
         for test in tests:
             path = str(DATA / test)
             others = events[events["file"] != test]
+            seeds = rng.integers(1 << 30, size=len(classes))
+            groups = [g for _, g in others.groupby("label")]
             picks = pd.concat(
-                [
-                    g.sample(5, random_state=int(rng.integers(1 << 30)))
-                    for _, g in others.groupby("label")
-                ]
+                [g.sample(5, random_state=int(s)) for s, g in zip(seeds, groups, strict=True)]
             )
+            by_file = list(picks.groupby("file", sort=False))
             ex = np.concatenate(
-                [embed_spans(embedder, str(DATA / f), g["start_s"], g["end_s"]) for f, g in picks.groupby("file", sort=False)]
-            )  # fmt: skip
-            ex_labels = np.concatenate(
-                [g["label"].to_numpy() for _, g in picks.groupby("file", sort=False)]
+                [embed_spans(embedder, str(DATA / f), g["start_s"], g["end_s"]) for f, g in by_file]
             )
+            ex_labels = np.concatenate([g["label"].to_numpy() for _, g in by_file])
             truth = as_events(events[events["file"] == test], path)
             pred = detections(path)
-            if path not in cache:
-                cache[path] = (
-                    embed_spans(embedder, path, pred["start_s"], pred["end_s"]) if len(pred) else np.zeros((0, embedder.dim)),
-                    embed_spans(embedder, path, truth["start_s"], truth["end_s"]),
-                )  # fmt: skip
-            pred_vec, truth_vec = cache[path]
+            pred_vec = embed_spans(embedder, path, pred["start_s"], pred["end_s"])
+            truth_vec = embed_spans(embedder, path, truth["start_s"], truth["end_s"])
             pairs = event_f1(pred, truth, MatchConfig(iou_threshold=0.3)).pairs
-            for method, centre, rule in VARIANTS:
+            for name, method, centre, unknown in VARIANTS:
                 labeller = Labeller.fit(ex, ex_labels, method, centre)
-                if rule != "balanced":
-                    own, _ = labeller.leave_one_out()
-                    labeller.threshold = RULES[rule](own[np.isfinite(own)])
-                if True:
-                    names, _ = labeller.predict(pred_vec[pairs[:, 0]]) if len(pairs) else ([], [])
-                    got = np.array(names, dtype=object)
-                    want = truth["label"].to_numpy()[pairs[:, 1]]
-                    ref_names, _ = labeller.predict(truth_vec)
-                    key = f"{method}{'+centre' if centre else ''} {rule}"
-                    results.setdefault(key, []).append(
-                        (got, want, np.array(ref_names, dtype=object), truth["label"].to_numpy())
-                    )
-        for key, rows in results.items():
-            got = np.concatenate([r[0] for r in rows])
-            want = np.concatenate([r[1] for r in rows])
-            ref_got = np.concatenate([r[2] for r in rows])
-            ref_want = np.concatenate([r[3] for r in rows])
+                if not unknown:
+                    labeller.threshold = -np.inf
+                got, _ = labeller.predict(pred_vec[pairs[:, 0]])
+                want = truth["label"].to_numpy()[pairs[:, 1]]
+                ref_got, _ = labeller.predict(truth_vec)
+                results.setdefault(name, []).append((got, want, ref_got, truth["label"]))
+        for name, rows in results.items():
+            got, want, ref_got, ref_want = (
+                np.concatenate([np.asarray(r[i], dtype=object) for r in rows]) for i in range(4)
+            )
             labelled = got != "unknown"
+            right = np.mean(got[labelled] == want[labelled]) if labelled.any() else float("nan")
             print(
-                f"{bird} | {len(classes)} | {len(tests)} | {key} | {len(got)}, "
-                f"{np.mean(got == want):.3f}, {np.mean(~labelled):.3f}, "
-                f"{np.mean(got[labelled] == want[labelled]) if labelled.any() else float('nan'):.3f} | "
+                f"{bird} | {len(classes)} | {len(tests)} | {name} | {len(got)}, "
+                f"{np.mean(got == want):.3f}, {np.mean(~labelled):.3f}, {right:.3f} | "
                 f"{np.mean(ref_got == ref_want):.3f}, {np.mean(ref_got == 'unknown'):.3f}"
             )
         sys.stdout.flush()
@@ -168,7 +153,7 @@ def bench_fewshot(ref, detections, embedder, max_test: int, rng) -> None:
             variants[f"{mode}{' (context)' if context else ''}"] = (mode, context)
     totals = {k: [] for k in variants}
     n_tasks = 0
-    for bird, events in ref.groupby("bird"):
+    for _, events in ref.groupby("bird"):
         files = sorted(events["file"].unique())
         tests = list(rng.choice(files, size=min(max_test, len(files)), replace=False))
         for test in tests:
@@ -176,7 +161,7 @@ def bench_fewshot(ref, detections, embedder, max_test: int, rng) -> None:
             info = audio_io.info(path)
             pred_all = detections(path)
             here = events[events["file"] == test].sort_values("start_s")
-            for label, group in here.groupby("label"):
+            for _, group in here.groupby("label"):
                 if len(group) < 10:
                     continue
                 n_tasks += 1
@@ -197,8 +182,10 @@ def bench_fewshot(ref, detections, embedder, max_test: int, rng) -> None:
     for name, rows in totals.items():
         tp, fp, fn = (sum(getattr(r, k) for r in rows) for k in ("tp", "fp", "fn"))
         mean_f1 = np.mean([f1(r) for r in rows])
-        print(f"{name:22s} mean F1 {mean_f1:.3f} | pooled F1 {2 * tp / max(1, 2 * tp + fp + fn):.3f} "
-              f"(tp {tp}, fp {fp}, fn {fn})")  # fmt: skip
+        pooled = 2 * tp / max(1, 2 * tp + fp + fn)
+        print(
+            f"{name:22s} mean F1 {mean_f1:.3f} | pooled F1 {pooled:.3f} (tp {tp}, fp {fp}, fn {fn})"
+        )
 
 
 def bench_cost(embedder, device: str) -> None:
