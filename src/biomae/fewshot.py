@@ -9,15 +9,19 @@ taken). The rest of that call type is found by similarity to the shots:
    duration every ``hop`` (a quarter of it, at most one encoder time patch);
 2. the shots' *prototype* is the mean of their unit-length embeddings; a span's similarity is its
    cosine similarity to the prototype;
-3. the threshold is calibrated on the recording's own annotated part, ``[0, end of the last shot]``
-   (fully annotated for that call type under the DCASE rules): positives are the shots, each scored
-   against the prototype of the others (leave-one-out), negatives the detector's events and the
-   sliding windows there that lie clear of every shot; the threshold maximises balanced accuracy
-   (:func:`biomae.examples.calibrate_threshold`);
-4. events: ``mode="detector"`` keeps the detector's events at or above the threshold;
-   ``"sliding"`` keeps the sliding windows at local maxima at or above it (greedy, no overlap);
-   ``"both"`` (default) keeps the detector's and adds the sliding windows that overlap none of them
-   (calls the detector missed).
+3. two thresholds, one for the detector's events and one for the sliding windows, are calibrated
+   on the recording's own annotated part, ``[0, end of the last shot]`` (fully annotated for that
+   call type under the DCASE rules): there, each candidate (detector event, or sliding-window peak:
+   windows taken greedily by similarity, none overlapping) that overlaps a shot is scored against
+   the prototype of the *other* shots (leave-one-out), and is true when it matches a shot (time
+   IoU >= 0.3); the threshold maximises the event F1 of the candidates at or above it (the shots
+   no candidate matches count as missed), taking the middle of the best range. Without any
+   candidate matching a shot, the shots' leave-one-out scores against the candidates clear of them
+   give a balanced-accuracy threshold (:func:`biomae.examples.calibrate_threshold`);
+4. events after the shots: ``mode="detector"`` keeps the detector's events at or above their
+   threshold; ``"sliding"`` keeps the sliding-window peaks at or above theirs; ``"both"``
+   (default) keeps the detector's and adds the peaks that overlap none of them (calls the
+   detector missed).
 
 Nothing that starts before the end of the last shot is reported (the DCASE rule). Events carry the
 shots' label, ``score`` = the similarity clipped to [0, 1], and a ``similarity`` column.
@@ -188,33 +192,30 @@ class FewShotDetector:
             )
         )
         n_shots, n_det = len(shots), len(events)
-        shot_vec = vectors[:n_shots]
+        self._shot_vectors = shot_vec = vectors[:n_shots]
         prototype = normalise(shot_vec.mean(0))
+        det_sim = self._similarity(vectors[n_shots : n_shots + n_det], det_lo, det_hi)
+        win_sim = self._similarity(vectors[n_shots + n_det :], win_lo, win_hi)
+        # calibration on [0, end of the last shot], each candidate overlapping a shot scored
+        # without that shot (leave-one-out): detector events, and sliding-window peaks
+        before = det_lo < shots_end_s
+        det_threshold = self._calibrate(det_sim[before], det_lo[before], det_hi[before])
+        peaks = _peaks(win_lo, win_hi, win_sim, win_lo < shots_end_s)
+        win_threshold = self._calibrate(win_sim[peaks], win_lo[peaks], win_hi[peaks])
+        self.threshold = det_threshold
+        # after the shots, scored against all the shots
         det_sim = vectors[n_shots : n_shots + n_det] @ prototype
         win_sim = vectors[n_shots + n_det :] @ prototype
-        # calibration on [0, end of the last shot]: shots (leave-one-out) against the rest
-        if n_shots > 1:
-            positives = np.array(
-                [
-                    shot_vec[i] @ normalise(np.delete(shot_vec, i, axis=0).mean(0))
-                    for i in range(n_shots)
-                ]
-            )
-        else:
-            positives = np.array([1.0])
-        margin_s = min(patch_s, length_s)
-        clear_det = (det_hi <= shots_end_s) & ~_overlaps(det_lo, det_hi, shot_lo, shot_hi)
-        clear_win = (win_hi <= shots_end_s) & ~_overlaps(win_lo, win_hi, shot_lo, shot_hi, margin_s)
-        negatives = np.concatenate([det_sim[clear_det], win_sim[clear_win]])
-        self.threshold = threshold = calibrate_threshold(positives, negatives)
-
-        keep = (det_lo >= shots_end_s) & (det_sim >= threshold)
+        keep = (det_lo >= shots_end_s) & (det_sim >= det_threshold)
         kept = events.loc[keep].assign(similarity=det_sim[keep])
         if self.config.mode == "sliding":
             kept = kept.iloc[:0]
         rows = [kept]
         if self.config.mode in ("sliding", "both"):
-            rows.append(self._windows(path, win_lo, win_hi, win_sim, shots_end_s, threshold, kept))
+            after = (win_lo >= shots_end_s) & (win_sim >= win_threshold)
+            after &= ~_overlaps(win_lo, win_hi, kept["start_s"], kept["end_s"])
+            chosen = _peaks(win_lo, win_hi, win_sim, after)
+            rows.append(self._windows(path, win_lo[chosen], win_hi[chosen], win_sim[chosen]))
         found = pd.concat(rows, ignore_index=True).sort_values("start_s", kind="stable")
         return make_events(
             found.assign(
@@ -224,37 +225,94 @@ class FewShotDetector:
             ).reset_index(drop=True)
         )
 
-    def _windows(self, path, win_lo, win_hi, win_sim, shots_end_s, threshold, kept):
-        """Sliding windows at or above ``threshold`` after the shots, greedily by similarity,
-        overlapping neither each other nor the ``kept`` events."""
-        taken_lo = list(kept["start_s"])
-        taken_hi = list(kept["end_s"])
-        chosen = []
-        for i in np.argsort(-win_sim, kind="stable"):
-            if win_sim[i] < threshold:
-                break
-            if win_lo[i] < shots_end_s:
-                continue
-            if _overlaps([win_lo[i]], [win_hi[i]], taken_lo, taken_hi)[0]:
-                continue
-            taken_lo.append(win_lo[i])
-            taken_hi.append(win_hi[i])
-            chosen.append(i)
+    def _similarity(self, vectors: np.ndarray, lo_s, hi_s) -> np.ndarray:
+        """Cosine similarity of unit ``vectors`` to the shots' prototype; a span that overlaps
+        shot ``j`` is compared with the prototype of the other shots (leave-one-out)."""
+        shot_vec = self._shot_vectors
+        similarity = vectors @ normalise(shot_vec.mean(0))
+        if len(shot_vec) < 2:
+            return similarity
+        for j, (shot_lo, shot_hi) in enumerate(
+            zip(self.shots["start_s"], self.shots["end_s"], strict=True)
+        ):
+            over = _overlaps(lo_s, hi_s, [shot_lo], [shot_hi])
+            others = normalise(np.delete(shot_vec, j, axis=0).mean(0))
+            similarity[over] = vectors[over] @ others
+        return similarity
+
+    def _calibrate(self, similarity, lo_s, hi_s) -> float:
+        """The threshold that maximises event F1 on the annotated part: candidates matching a
+        shot (IoU >= 0.3) are true, the others false; shots no candidate matches are missed.
+        Without a matching candidate: the balanced rule of
+        :func:`biomae.examples.calibrate_threshold` (shots' leave-one-out scores against the
+        candidates that overlap no shot)."""
+        shot_lo, shot_hi = self.shots["start_s"].to_numpy(), self.shots["end_s"].to_numpy()
+        iou = _iou(lo_s, hi_s, shot_lo, shot_hi)  # (N, S)
+        positive = (iou >= MATCH_IOU).any(axis=1)
+        if not positive.any():
+            own = self._similarity(self._shot_vectors, shot_lo, shot_hi)
+            clear = ~_overlaps(lo_s, hi_s, shot_lo, shot_hi)
+            return calibrate_threshold(own, similarity[clear])
+        return f1_threshold(similarity, positive, len(self.shots))
+
+    def _windows(self, path, win_lo, win_hi, win_sim) -> pd.DataFrame:
+        """Sliding windows as events (the shots' frequency band, when they all have one)."""
         boxes = self.shots[["low_hz", "high_hz"]].to_numpy(np.float64)
         low_hz, high_hz = (
             (float(boxes[:, 0].min()), float(boxes[:, 1].max()))
             if np.isfinite(boxes).all()
             else (np.nan, np.nan)
         )
-        chosen = np.array(chosen, int)
         return pd.DataFrame(
             {
                 "recording": str(path),
-                "start_s": win_lo[chosen],
-                "end_s": win_hi[chosen],
+                "start_s": win_lo,
+                "end_s": win_hi,
                 "low_hz": low_hz,
                 "high_hz": high_hz,
                 "source": "biomae-fewshot",
-                "similarity": win_sim[chosen],
+                "similarity": win_sim,
             }
         )
+
+
+MATCH_IOU = 0.3  # a candidate matches a shot at this time IoU (the DCASE criterion)
+
+
+def _iou(lo_s, hi_s, other_lo, other_hi) -> np.ndarray:
+    """``(N, M)`` time IoU of spans against other spans."""
+    lo_s, hi_s = np.asarray(lo_s)[:, None], np.asarray(hi_s)[:, None]
+    other_lo, other_hi = np.asarray(other_lo)[None, :], np.asarray(other_hi)[None, :]
+    inter = np.clip(np.minimum(hi_s, other_hi) - np.maximum(lo_s, other_lo), 0, None)
+    union = np.maximum(hi_s, other_hi) - np.minimum(lo_s, other_lo)
+    return inter / np.maximum(union, 1e-12)
+
+
+def _peaks(lo_s, hi_s, similarity, allowed) -> np.ndarray:
+    """Indices of the ``allowed`` windows taken greedily by similarity, none overlapping."""
+    chosen: list[int] = []
+    taken = np.zeros(len(lo_s), bool)  # windows overlapping one chosen
+    for i in np.argsort(-similarity, kind="stable"):
+        if not allowed[i] or taken[i]:
+            continue
+        chosen.append(int(i))
+        taken |= (lo_s < hi_s[i]) & (hi_s > lo_s[i])
+    return np.array(sorted(chosen), int)
+
+
+def f1_threshold(similarity, positive, n_targets: int) -> float:
+    """The similarity threshold that maximises F1 of the candidates at or above it (``positive``:
+    those that are true; ``n_targets``: the true events, matched or not); the middle of the first
+    best range, as :func:`biomae.examples.calibrate_threshold`."""
+    similarity = np.asarray(similarity, np.float64)
+    values = np.unique(similarity)
+    candidates = np.append(values, values[-1] + 1e-6)
+    above = similarity[None, :] >= candidates[:, None]  # (T, N)
+    tp = np.minimum((above & positive[None, :]).sum(1), n_targets)
+    fp = (above & ~positive[None, :]).sum(1)
+    f1 = 2 * tp / np.maximum(1, 2 * tp + fp + (n_targets - tp))
+    best = np.isclose(f1, f1.max())
+    lo = int(np.argmax(best))
+    hi = lo + int(np.argmin(np.append(best[lo:], False))) - 1
+    low_edge = values[lo - 1] if lo > 0 else candidates[lo]
+    return float((low_edge + candidates[hi]) / 2)
