@@ -12,7 +12,7 @@ import soundfile as sf
 from biomae.annotations import read_annotations, write_annotations
 from biomae.cli import main
 from biomae.embed import Embedder
-from biomae.examples import ExamplesError, Labeller, calibrate_threshold, find_examples
+from biomae.examples import ExamplesError, Labeller, find_examples
 from biomae.spans import embed_spans
 
 RATE = 16000
@@ -121,8 +121,9 @@ def test_examples_from_recordings_with_raven_tables(tiny_embedder, tmp_path):
         (lambda d: _examples(d) and __import__("shutil").rmtree(d / "high"), "at least 2 classes"),
         (lambda d: _examples(d) and (d / "empty").mkdir(), "class 'empty' has no audio clip"),
         (lambda d: _examples(d) and (d / "low" / "bad.wav").write_bytes(b"RIFF junk"), "bad.wav"),
+        (lambda d: _examples(d) and (d / "loose.wav").write_bytes(b""), "outside a class folder"),
     ],
-    ids=["one class", "class without clip", "unreadable clip"],
+    ids=["one class", "class without clip", "unreadable clip", "clip outside a class"],
 )
 def test_unusable_examples_are_refused_naming_the_folder_or_file(
     tiny_embedder, tmp_path, capsys, make, expected
@@ -159,11 +160,6 @@ def test_threshold_is_the_5th_percentile_of_leave_one_out_similarities():
 def test_one_example_per_class_cannot_calibrate():
     with pytest.raises(ExamplesError, match="at least 2 examples of one class"):
         Labeller.fit(np.eye(3), ["a", "b", "c"])
-
-
-def test_calibrate_threshold_takes_the_middle_of_the_best_range():
-    assert calibrate_threshold(np.array([0.9, 0.8]), np.array([0.1, 0.5])) == pytest.approx(0.65)
-    assert calibrate_threshold(np.array([0.9, 0.8]), np.array([])) == pytest.approx(0.8)
 
 
 def test_a_clip_and_the_same_sound_in_a_recording_embed_alike(tiny_detect_model, tmp_path):

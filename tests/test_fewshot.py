@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -11,7 +12,7 @@ from test_examples import HIGH_HZ, LOW_HZ, _recording
 
 from biomae.annotations import make_events, write_annotations
 from biomae.cli import main
-from biomae.fewshot import FewShotConfig
+from biomae.fewshot import FewShotConfig, calibrate_threshold, f1_threshold
 
 
 @pytest.fixture
@@ -105,3 +106,17 @@ def test_unusable_shots_are_refused(tiny_embedder, tmp_path, capsys, case, expec
         args += ["--examples", str(tmp_path)]
     assert main(["annotate", *args, "--shots", str(shots)]) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_calibrate_threshold_takes_the_middle_of_the_best_range():
+    assert calibrate_threshold(np.array([0.9, 0.8]), np.array([0.1, 0.5])) == pytest.approx(0.65)
+    assert calibrate_threshold(np.array([0.9, 0.8]), np.array([])) == pytest.approx(0.8)
+
+
+def test_f1_threshold_keeps_the_true_candidates_and_drops_the_false():
+    similarity = np.array([0.9, 0.85, 0.8, 0.6, 0.5, 0.3])
+    positive = np.array([True, True, False, True, False, False])
+    # F1 is best (6/7) keeping the top four: the threshold lies between 0.5 and 0.6
+    assert f1_threshold(similarity, positive, n_targets=3) == pytest.approx(0.55)
+    # a fourth shot that no candidate matched counts as missed, not as a reason to keep more
+    assert f1_threshold(similarity, positive, n_targets=4) == pytest.approx(0.55)

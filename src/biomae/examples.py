@@ -87,6 +87,12 @@ def find_examples(folder: str | Path) -> tuple[list[Example], str]:
 
 
 def _from_folders(folder: Path) -> list[Example]:
+    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES]
+    if loose:
+        raise ExamplesError(
+            f"--examples {loose[0]}: a clip outside a class folder; put each clip in "
+            f"{folder}/<label>/ (or give recordings with Raven tables beside them)"
+        )
     examples = []
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         clips = sorted(
@@ -273,28 +279,6 @@ class Labeller:
             for b, s in zip(best, similarity, strict=True)
         ]
         return names, similarity.astype(np.float64)
-
-
-def calibrate_threshold(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """The similarity that best separates ``positives`` (kept at or above) from ``negatives``
-    (below) by balanced accuracy; the middle of the best range (module docstring)."""
-    positives = np.asarray(positives, np.float64)
-    negatives = np.asarray(negatives, np.float64)
-    if not len(negatives):
-        return float(positives.min())
-    values = np.unique(np.concatenate([positives, negatives]))
-    # candidate thresholds: every value, and just above the largest
-    candidates = np.append(values, values[-1] + 1e-6)
-    recall = (positives[None, :] >= candidates[:, None]).mean(1)
-    rejected = (negatives[None, :] < candidates[:, None]).mean(1)
-    balanced = (recall + rejected) / 2
-    best = np.isclose(balanced, balanced.max())
-    # candidate j stands for the thresholds in (values[j - 1], values[j]]: the first run of best
-    # candidates lo..hi is the range (values[lo - 1], values[hi]]; take its middle
-    lo = int(np.argmax(best))
-    hi = lo + int(np.argmin(np.append(best[lo:], False))) - 1
-    low_edge = values[lo - 1] if lo > 0 else candidates[lo]
-    return float((low_edge + candidates[hi]) / 2)
 
 
 class LabellingDetector:

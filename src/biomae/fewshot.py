@@ -17,7 +17,7 @@ taken). The rest of that call type is found by similarity to the shots:
    IoU >= 0.3); the threshold maximises the event F1 of the candidates at or above it (the shots
    no candidate matches count as missed), taking the middle of the best range. Without any
    candidate matching a shot, the shots' leave-one-out scores against the candidates clear of them
-   give a balanced-accuracy threshold (:func:`biomae.examples.calibrate_threshold`);
+   give a balanced-accuracy threshold (:func:`calibrate_threshold`);
 4. events after the shots: ``mode="detector"`` keeps the detector's events at or above their
    threshold; ``"sliding"`` keeps the sliding-window peaks at or above theirs; ``"both"``
    (default) keeps the detector's and adds the peaks that overlap none of them (calls the
@@ -38,7 +38,6 @@ import pandas as pd
 
 from biomae import audio as audio_io
 from biomae.annotations import make_events
-from biomae.examples import calibrate_threshold
 from biomae.spans import embed_spans, normalise
 
 MODES = ("detector", "sliding", "both")
@@ -244,7 +243,7 @@ class FewShotDetector:
         """The threshold that maximises event F1 on the annotated part: candidates matching a
         shot (IoU >= 0.3) are true, the others false; shots no candidate matches are missed.
         Without a matching candidate: the balanced rule of
-        :func:`biomae.examples.calibrate_threshold` (shots' leave-one-out scores against the
+        :func:`calibrate_threshold` (shots' leave-one-out scores against the
         candidates that overlap no shot)."""
         shot_lo, shot_hi = self.shots["start_s"].to_numpy(), self.shots["end_s"].to_numpy()
         iou = _iou(lo_s, hi_s, shot_lo, shot_hi)  # (N, S)
@@ -276,6 +275,28 @@ class FewShotDetector:
         )
 
 
+def calibrate_threshold(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """The similarity that best separates ``positives`` (kept at or above) from ``negatives``
+    (below) by balanced accuracy; the middle of the best range (module docstring)."""
+    positives = np.asarray(positives, np.float64)
+    negatives = np.asarray(negatives, np.float64)
+    if not len(negatives):
+        return float(positives.min())
+    values = np.unique(np.concatenate([positives, negatives]))
+    # candidate thresholds: every value, and just above the largest
+    candidates = np.append(values, values[-1] + 1e-6)
+    recall = (positives[None, :] >= candidates[:, None]).mean(1)
+    rejected = (negatives[None, :] < candidates[:, None]).mean(1)
+    balanced = (recall + rejected) / 2
+    best = np.isclose(balanced, balanced.max())
+    # candidate j stands for the thresholds in (values[j - 1], values[j]]: the first run of best
+    # candidates lo..hi is the range (values[lo - 1], values[hi]]; take its middle
+    lo = int(np.argmax(best))
+    hi = lo + int(np.argmin(np.append(best[lo:], False))) - 1
+    low_edge = values[lo - 1] if lo > 0 else candidates[lo]
+    return float((low_edge + candidates[hi]) / 2)
+
+
 MATCH_IOU = 0.3  # a candidate matches a shot at this time IoU (the DCASE criterion)
 
 
@@ -303,7 +324,7 @@ def _peaks(lo_s, hi_s, similarity, allowed) -> np.ndarray:
 def f1_threshold(similarity, positive, n_targets: int) -> float:
     """The similarity threshold that maximises F1 of the candidates at or above it (``positive``:
     those that are true; ``n_targets``: the true events, matched or not); the middle of the first
-    best range, as :func:`biomae.examples.calibrate_threshold`."""
+    best range, as :func:`calibrate_threshold`."""
     similarity = np.asarray(similarity, np.float64)
     values = np.unique(similarity)
     candidates = np.append(values, values[-1] + 1e-6)
