@@ -23,9 +23,9 @@ nearest) is reported. Embeddings are centred on the examples' mean before the co
 encoder's embeddings share a large common component).
 
 Measured (``bench/bench_examples.py``, 5 examples per syllable type from other recordings, 3
-Bengalese finches, 7-11 types): 0.58-0.63 of the detected syllables get the right type (5-16% ``unknown``), 0.78-0.87
-of the reference syllables; a balanced-accuracy threshold against the other classes' scores left
-half the events ``unknown`` and was dropped.
+Bengalese finches, 7-11 types): 0.58-0.63 of the detected syllables get the right type (5-16%
+``unknown``), 0.78-0.87 of the reference syllables; a balanced-accuracy threshold against the other
+classes' scores left half the events ``unknown`` and was dropped.
 """
 
 from __future__ import annotations
