@@ -77,6 +77,7 @@ def test_every_event_gets_the_nearest_class_in_every_table_and_picture(tiny_embe
     assert table["similarity"].between(-1, 1).all()
     raven = read_annotations(out / "site" / "rec.selections.txt", "raven")
     assert list(raven.sort_values("start_s")["label"]) == ["low", "high", "low", "high"]
+    assert raven["Similarity"].astype(float).between(-1, 1).all()
     run_wide = pd.read_csv(out / "events.csv")
     assert sorted(run_wide["label"]) == ["high", "high", "low", "low"]
     assert "similarity" in pd.read_parquet(out / "events.parquet").columns
