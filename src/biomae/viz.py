@@ -66,6 +66,7 @@ def events_figure(
     numbers: list[int] | None = None,
     dynamic_range_db: float = 70.0,
     width_in: float | None = None,
+    show_labels: bool = False,
 ) -> Path:
     """A spectrogram of ``audio`` with ``events`` drawn on it (a matplotlib Figure; close it).
 
@@ -82,6 +83,7 @@ def events_figure(
         numbers: the number printed for each event (default 1..n in table order).
         dynamic_range_db: dB below the page's maximum shown as black.
         width_in: figure width in inches (default grows with duration).
+        show_labels: print each event's label after its number (``3 song``).
     """
     import matplotlib
 
@@ -105,7 +107,7 @@ def events_figure(
     numbers = numbers if numbers is not None else list(range(1, len(events) + 1))
     top_khz = freqs_hz[-1] / 1000
     page_end_s = offset_s + duration_s
-    shown = []  # (number, label x, label row) of events on the page
+    shown = []  # (text: number [label], label x, label row) of events on the page
     for number, (_, event) in zip(numbers, events.iterrows(), strict=True):
         start_s, end_s = float(event["start_s"]), float(event["end_s"])
         if end_s < offset_s or start_s > page_end_s:
@@ -127,7 +129,8 @@ def events_figure(
         ax.axvline(start_s, color="lime", linewidth=1.6)
         ax.axvline(end_s, color="red", linewidth=1.6)
         # the label sits over the event's part on the page, so it never leaves the plot
-        shown.append((number, (max(start_s, offset_s) + min(end_s, page_end_s)) / 2, high_khz))
+        text = f"{number} {event['label']}" if show_labels and event["label"] else str(number)
+        shown.append((text, (max(start_s, offset_s) + min(end_s, page_end_s)) / 2, high_khz))
     seconds_per_char = duration_s * LABEL_CHAR_IN / (width_in * AXES_WIDTH_FRACTION)
     rows = label_rows(
         [x for _, x, _ in shown], [len(str(n)) * seconds_per_char for n, _, _ in shown]
@@ -141,7 +144,7 @@ def events_figure(
         ax.text(
             x_s,
             y_khz,
-            str(number),
+            number,
             color="white",
             fontsize=LABEL_FONT_PT,
             fontweight="bold",
@@ -185,6 +188,7 @@ def plot_recording_pages(
     title: str = "",
     max_pages: int | None = None,
     info: AudioInfo | None = None,
+    show_labels: bool | None = None,
 ) -> list[Path]:
     """Pictures of a whole recording, one PNG per page of ``page_s`` seconds (read page by page);
     with ``max_pages``, only the first ``max_pages`` pages (``biomae annotate`` says so in the
@@ -194,10 +198,14 @@ def plot_recording_pages(
     table.
     Files: ``{out_stem}.png`` for a single page, else ``{out_stem}.page001.png`` …
     ``info``: the recording's header (:func:`biomae.audio.info`) when read already.
+    ``show_labels``: labels after the numbers; None (default) = when some event's label is
+    neither "" nor "call" (labels from examples, a classifier's classes).
     """
     info = audio_io.info(path) if info is None else info
     events = events.sort_values("start_s", kind="stable")
     numbers = list(range(1, len(events) + 1))
+    if show_labels is None:
+        show_labels = bool((~events["label"].astype(str).isin(["", "call"])).any())
     n_pages = max(1, math.ceil(info.duration_s / page_s))
     if max_pages is not None:
         n_pages = min(n_pages, max_pages)
@@ -226,6 +234,7 @@ def plot_recording_pages(
                 title=page_title,
                 offset_s=offset_s,
                 numbers=[n for n, keep in zip(numbers, on_page, strict=True) if keep],
+                show_labels=show_labels,
             )
         )
     return written

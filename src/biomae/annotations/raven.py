@@ -19,7 +19,8 @@ Reading:
   Cells are stripped of surrounding blanks (labels included); CRLF line ends are fine.
 
 Writing (columns Selection, View, Channel, Begin Time (s), End Time (s), Low Freq (Hz),
-High Freq (Hz), [Begin File], label, Score, [Taxon, Individual, Call Type, Source when non-empty]):
+High Freq (Hz), [Begin File], label, Score, [Taxon, Individual, Call Type, Source when non-empty],
+[Similarity when the table has a ``similarity`` column: labels from examples]):
 - events without a frequency box: with ``sample_rate`` they span 0 Hz to Nyquist (Raven needs a box)
   and a ``Freq Box`` column says ``no``, so reading restores NaN; without ``sample_rate`` the cells
   are left empty (reads back as NaN, but Raven and crowsetta cannot draw such a selection).
@@ -271,6 +272,8 @@ def write(
     header += ["Low Freq (Hz)", "High Freq (Hz)"]
     header += ["Begin File"] * with_file + ["File Offset (s)"] * multi
     header += [label_column, "Score"] + [c for c, _ in meta]
+    similar = "similarity" in events.columns  # labels from examples / shots (biomae.examples)
+    header += ["Similarity"] * similar
     header += [BOX_COLUMN] * bool(no_box.any() and sample_rate is not None)
     out = ["\t".join(header)]
     for i, row in enumerate(events.itertuples(index=False)):
@@ -283,6 +286,8 @@ def write(
         cells += [format_float(low), format_float(high)]
         cells += [row.recording] * with_file + [format_float(row.start_s)] * multi
         cells += [row.label, format_float(row.score)] + [getattr(row, n) for _, n in meta]
+        if similar:
+            cells.append(format_float(row.similarity))
         if BOX_COLUMN in header:
             cells.append("no" if no_box[i] else "yes")
         out.append("\t".join(cells))

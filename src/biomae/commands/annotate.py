@@ -186,6 +186,24 @@ def add_parser(subparsers) -> None:
         help="raw PCM on stdin: sample format (default s16le)",
     )
     live.add_argument("--name", default="stdin", help="the live recording's name (default stdin)")
+    # --- labels from examples and few-shot detection (biomae.examples, biomae.fewshot) ---
+    labels = p.add_argument_group("labels from examples, few-shot detection")
+    labels.add_argument(
+        "--examples",
+        default=None,
+        metavar="DIR",
+        help="label every event with the nearest class of DIR/<label>/ clips (or of recordings "
+        "with Raven tables in DIR), 'unknown' below a similarity threshold calibrated on the "
+        "examples by leave-one-out; adds a similarity column (biomae.examples)",
+    )
+    labels.add_argument(
+        "--shots",
+        default=None,
+        metavar="TABLE",
+        help="Raven/CSV table of the first (up to 5) events of one call type in the one "
+        "recording given: find the rest of that call type; nothing before the end of the last "
+        "shot is reported (DCASE few-shot rule; biomae.fewshot)",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo recordings already done")
     p.add_argument(
         "--plots",
@@ -264,7 +282,20 @@ def run(args: argparse.Namespace) -> int:
         )
         detector = build_detector(args)
         if args.live or args.inputs == ["-"]:
+            if args.examples or args.shots:
+                raise ValueError("--examples and --shots need recordings, not --live")
             return _run_live(args, detector)
+        from biomae.examples import wrap_detector  # --examples / --shots
+
+        detector, note = wrap_detector(
+            detector,
+            args.inputs,
+            examples=args.examples,
+            shots=args.shots,
+            device=args.device or "auto",
+        )
+        if note:
+            print(note)
         summary = annotate(args.inputs, args.out, detector, config)
     except (ValueError, FileNotFoundError) as err:  # UsageError included
         print(f"biomae annotate: {err}", file=sys.stderr)
