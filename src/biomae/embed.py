@@ -13,6 +13,10 @@ patches (all frequency patches), a ``(D,)`` float32 vector:
 
 Tables are Parquet: ``recording, start_s, end_s, label, embedding`` (a list of float32), with the
 model path and dimension in the file's metadata. Search ranks rows by cosine similarity.
+
+The default model is the shipped embedding model (:data:`DEFAULT_EMBEDDING_MODEL`, trained with
+SupCon + InfoNCE; its card is ``docs/embeddings.md``); ``"detector"`` (or ``"starter"``) names
+the starter detector's encoder, any other value a model file.
 """
 
 from __future__ import annotations
@@ -26,13 +30,25 @@ import pandas as pd
 from biomae import audio as audio_io
 from biomae.atomic_io import atomic_path
 
+DEFAULT_EMBEDDING_MODEL = Path(__file__).resolve().parent / "data" / "embedding.safetensors"
+
+
+def resolve_embedding_model(name: str | Path | None) -> Path:
+    """None or ``"embedding"`` → :data:`DEFAULT_EMBEDDING_MODEL`; ``"detector"`` or
+    ``"starter"`` → the starter detector; anything else is a path."""
+    from biomae.models.files import STARTER_MODEL
+
+    if name is None or str(name) == "embedding":
+        return DEFAULT_EMBEDDING_MODEL
+    return STARTER_MODEL if str(name) in ("detector", "starter") else Path(name)
+
 
 class Embedder:
     """Encoder + front end, from a ``.safetensors`` file (see the module docstring)."""
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | None = None,
         device: str = "auto",
         batch_size: int = 16,
         window_s: float | None = None,
@@ -42,7 +58,7 @@ class Embedder:
         from biomae.features import FrontEnd
         from biomae.models.files import load_encoder
 
-        self.model_path = Path(model_path)
+        self.model_path = resolve_embedding_model(model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"model {self.model_path} not found")
         self.device = resolve_device(device)
