@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from biomae import audio as audio_io
 from biomae import losses
@@ -57,7 +58,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sources-root", type=Path, required=True)
     p.add_argument("--data-root", type=Path, required=True)
-    p.add_argument("--init", choices=("starter", "scratch"), default="starter")
+    p.add_argument(
+        "--init",
+        default="starter",
+        help="starter (the detector's encoder), scratch, or an embedding model file to go on from",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window-s", type=float, default=2.56)
@@ -123,11 +128,16 @@ def pooled_mask(covered: list[int], grid: tuple[int, int], patch_samples: int) -
 
 
 def build(init: str):
+    """``(encoder, head weights or None, spec)`` of ``--init``."""
+    if init not in ("starter", "scratch"):
+        encoder, spec = load_encoder(init)
+        head = {k[5:]: v for k, v in load_file(init).items() if k.startswith("head.")}
+        return encoder.train(), head, spec
     encoder, spec = load_encoder("starter")
     if init == "scratch":
         torch.manual_seed(0)
         encoder = Encoder(spec.encoder)
-    return encoder.train(), spec
+    return encoder.train(), None, spec
 
 
 def main(argv=None) -> int:
@@ -135,7 +145,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    encoder, starter_spec = build(args.init)
+    encoder, head_state, starter_spec = build(args.init)
     sample_rate = starter_spec.front_end.sample_rate
     table = training_clips(args.sources_root, args.data_root)
     started = time.perf_counter()
@@ -153,6 +163,8 @@ def main(argv=None) -> int:
     front_end = FrontEnd(starter_spec.front_end, encoder.config.patch_t)
     patch_samples = round(encoder.config.patch_t * starter_spec.front_end.hop_s * sample_rate)
     head = ProjectionHead(encoder.config.dim, out_dim=128).train()
+    if head_state is not None:
+        head.load_state_dict(head_state)
     params = [*encoder.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
     views = Views(n_samples, rng)

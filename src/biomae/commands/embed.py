@@ -15,7 +15,12 @@ def add_parser(subparsers) -> None:
         "of the --events tables. Output: Parquet with recording, start_s, end_s, label, embedding.",
     )
     p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files, folders or globs")
-    p.add_argument("--model", required=True, help="encoder.safetensors or a fine-tuned model")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a model file, or 'detector' for the starter detector's encoder (default: the "
+        "shipped species-aware embedding model)",
+    )
     p.add_argument("--out", required=True, help="output .parquet")
     p.add_argument("--hop-s", type=float, default=None, help="seconds between windows")
     p.add_argument("--window-s", type=float, default=None, help="window length (default: model's)")
@@ -43,12 +48,13 @@ def run(args: argparse.Namespace) -> int:
     # pandas: imported when used, so that `biomae --help` stays without it
     from biomae.annotate import find_recordings
     from biomae.annotations import format_module, read_annotations
-    from biomae.embed import Embedder, write_embeddings
+    from biomae.embed import Embedder, resolve_embedding_model, write_embeddings
     from biomae.models.files import read_metadata
 
     try:
-        read_metadata(args.model)  # a truncated or corrupt file: one line naming it
-        embedder = Embedder(args.model, device=args.device, window_s=args.window_s)
+        model = resolve_embedding_model(args.model)
+        read_metadata(model)  # a truncated or corrupt file: one line naming it
+        embedder = Embedder(model, device=args.device, window_s=args.window_s)
         recordings = find_recordings(args.inputs)
     except (ValueError, FileNotFoundError) as err:
         print(f"biomae embed: {err}", file=sys.stderr)
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if tables
         else pd.DataFrame(columns=["recording", "start_s", "end_s", "label", "embedding"])
     )
-    write_embeddings(frame, args.out, args.model)
+    write_embeddings(frame, args.out, model)
     print(
         f"{len(frame)} embeddings of dimension {embedder.dim} from {len(recordings) - failed} "
         f"recording(s) -> {args.out}" + (f"; {failed} skipped" if failed else "")
