@@ -7,7 +7,7 @@ folder is read once, from its per-recording tables); the results are written as 
 :mod:`biomae.evaluate.report`. ``--model M --suite S`` hands over to the benchmark
 suites of ``biomae.evaluate.benchmarks`` (its ``run(model=, suite=, out_dir=) -> int``).
 ``--embeddings DIR`` probes embeddings of labelled clips instead
-(:func:`biomae.evaluate.embedding_suite.run_probe`).
+(:func:`biomae.evaluate.embedding_probe.run_probe`).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _run_suite(args) -> int:
 
 def _run_embeddings(args) -> int:
     # torch and pandas: imported when used, so that `biomae --help` stays without them
-    from biomae.evaluate.embedding_suite import run_probe
+    from biomae.evaluate.embedding_probe import run_probe
 
     models = (args.model or "embedding", "detector")
     try:
