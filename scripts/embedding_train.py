@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/embedding_train.py \
         --sources-root /work/data_sources --data-root ../shared/data \
-        --init starter --minutes 35 --seed 0 --out runs/embed_starter
+        --init starter --max-steps 700 --minutes 38 --seed 0 --out runs/embed_starter
 
 Data: :func:`biomae.evaluate.embedding_split.training_clips` — the permissively licensed
 clip-labelled sources (16 InsectSet32 training species, 0 A.D. and Scratch animal sounds of kinds
