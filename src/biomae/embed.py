@@ -19,6 +19,10 @@ Runtime: its graph (:func:`biomae.export.export_embedding_onnx`, front end inclu
 tokens on their patch grid out) is exported once into the cache, and no torch is imported.
 Embeddings agree within 1e-3 (``tests/test_embed.py``). A ``window_s`` other than the model's runs
 on torch (the graph's window is the model's).
+
+The default model is the shipped embedding model (:data:`DEFAULT_EMBEDDING_MODEL`, trained with
+SupCon + InfoNCE; its card is ``docs/embeddings.md``); ``"detector"`` (or ``"starter"``) names
+the starter detector's encoder, any other value a model file.
 """
 
 from __future__ import annotations
@@ -31,6 +35,18 @@ import pandas as pd
 
 from biomae import audio as audio_io
 from biomae.atomic_io import atomic_path
+
+DEFAULT_EMBEDDING_MODEL = Path(__file__).resolve().parent / "data" / "embedding.safetensors"
+
+
+def resolve_embedding_model(name: str | Path | None) -> Path:
+    """None or ``"embedding"`` → :data:`DEFAULT_EMBEDDING_MODEL`; ``"detector"`` or
+    ``"starter"`` → the starter detector; anything else is a path."""
+    from biomae.starter import PACKAGED_MODEL  # no torch, unlike biomae.models.files
+
+    if name is None or str(name) == "embedding":
+        return DEFAULT_EMBEDDING_MODEL
+    return PACKAGED_MODEL if str(name) in ("detector", "starter") else Path(name)
 
 
 class Embedder:
@@ -47,7 +63,7 @@ class Embedder:
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | None = None,
         device: str = "auto",
         batch_size: int = 16,
         window_s: float | None = None,
@@ -55,11 +71,11 @@ class Embedder:
     ):
         from biomae.onnx_scorer import choose_runtime, model_file
 
-        self.model_path = Path(model_path)
+        self.model_path = resolve_embedding_model(model_path)
         if not model_file(self.model_path).is_file():
             raise FileNotFoundError(f"model {self.model_path} not found")
         if window_s is None:
-            self.runtime, graph = choose_runtime(model_path, runtime, device, False, kind="embed")
+            self.runtime, graph = choose_runtime(self.model_path, runtime, device, False, kind="embed")
         elif runtime == "onnx" or self.model_path.suffix == ".onnx":
             raise ValueError(f"window_s={window_s}: an ONNX graph embeds windows of its model's "
                              "length; drop --window-s or use --runtime torch")  # fmt: skip

@@ -15,7 +15,12 @@ def add_parser(subparsers) -> None:
         "of the --events tables. Output: Parquet with recording, start_s, end_s, label, embedding.",
     )
     p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files, folders or globs")
-    p.add_argument("--model", required=True, help="encoder.safetensors or a fine-tuned model")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a model file, or 'detector' for the starter detector's encoder (default: the "
+        "shipped species-aware embedding model)",
+    )
     p.add_argument("--out", required=True, help="output .parquet")
     p.add_argument("--hop-s", type=float, default=None, help="seconds between windows")
     p.add_argument("--window-s", type=float, default=None, help="window length (default: model's)")
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if tables
         else pd.DataFrame(columns=["recording", "start_s", "end_s", "label", "embedding"])
     )
-    write_embeddings(frame, args.out, args.model)
+    write_embeddings(frame, args.out, embedder.model_path)
     print(
         f"{len(frame)} embeddings of dimension {embedder.dim} from {len(recordings) - failed} "
         f"recording(s) -> {args.out}" + (f"; {failed} skipped" if failed else "")

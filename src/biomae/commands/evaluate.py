@@ -6,6 +6,8 @@ Files are paired by recording name (see :mod:`biomae.evaluate.tables`; a ``bioma
 folder is read once, from its per-recording tables); the results are written as described in
 :mod:`biomae.evaluate.report`. ``--model M --suite S`` hands over to the benchmark
 suites of ``biomae.evaluate.benchmarks`` (its ``run(model=, suite=, out_dir=) -> int``).
+``--embeddings DIR`` probes embeddings of labelled clips instead
+(:func:`biomae.evaluate.embedding_probe.run_probe`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,18 @@ def add_parser(subparsers) -> None:
         type=Path,
         help="suite data: seed = folder of datasets; dev/synth/embeddings = the shared data folder",
     )
+    p.add_argument(
+        "--embeddings", metavar="DIR",
+        help="probe embeddings of labelled clips instead: DIR/<label>/*.wav (or 'shared': the "
+        "shared data's clip sets; 'heldout': the embedding model's held-out species, needs "
+        "--sources-root); leave-one-out 1-NN and linear probe for the model (--model, default "
+        "the shipped embedding model), the detector's encoder, log-mel statistics and BirdNET "
+        "(when its environment is set up); writes embeddings.csv/.json/.md under --out",
+    )  # fmt: skip
+    p.add_argument("--sources-root", type=Path, help="--embeddings heldout: the public sources")
+    p.add_argument(
+        "--no-birdnet", action="store_true", help="--embeddings: leave the BirdNET baseline out"
+    )
     p.add_argument("--max-recordings", type=int, help="score at most N recordings (dev/synth/seed)")
     p.add_argument("--split", help="dev suite: test (default), val, train or all")
     p.set_defaults(run=run)
@@ -96,7 +110,32 @@ def _run_suite(args) -> int:
     return int(benchmarks.run(model=args.model, suite=args.suite, out_dir=args.out, **options) or 0)
 
 
+def _run_embeddings(args) -> int:
+    # torch and pandas: imported when used, so that `biomae --help` stays without them
+    from biomae.evaluate.embedding_probe import run_probe
+
+    models = (args.model or "embedding", "detector")
+    try:
+        report = run_probe(
+            args.embeddings,
+            args.out,
+            models=tuple(dict.fromkeys(models)),
+            data_root=args.data_root,
+            sources_root=args.sources_root,
+            birdnet=not args.no_birdnet,
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"biomae evaluate: {err}", file=sys.stderr)
+        return 2
+    print((Path(args.out) / "embeddings.md").read_text(), end="")
+    n_rows = len(report["rows"])
+    print(f"wrote {args.out}/embeddings.csv, embeddings.json, embeddings.md ({n_rows} rows)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.embeddings:
+        return _run_embeddings(args)
     if args.model:
         return _run_suite(args)
     if args.pred is None or args.ref is None:

@@ -15,7 +15,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("query", metavar="QUERY_CLIP", help="an audio clip")
     p.add_argument("--index", required=True, help="embeddings.parquet from biomae embed")
-    p.add_argument("--model", default=None, help="encoder (default: the index's own)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a model file, 'embedding' or 'detector' (default: the model the index was made with)",
+    )
     p.add_argument("-k", type=int, default=10, help="how many neighbours, >= 1 (default 10)")
     p.add_argument("--out", default=None, help="also write the results as CSV")
     p.set_defaults(run=run)
@@ -28,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     # imported when used (pandas, tempfile): `biomae --help` imports only the parsers
     from biomae.atomic_io import atomic_open
-    from biomae.embed import Embedder, read_embeddings, search
+    from biomae.embed import Embedder, read_embeddings, resolve_embedding_model, search
     from biomae.models.files import read_metadata
 
     if args.k < 1:
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         frame, matrix, metadata = read_embeddings(args.index)
-        model = args.model or metadata["biomae_model"]
+        model = resolve_embedding_model(args.model or metadata["biomae_model"])
         read_metadata(model)  # a truncated or corrupt file: one line naming it
         embedder = Embedder(model)
         if embedder.dim != matrix.shape[1]:
