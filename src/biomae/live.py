@@ -51,7 +51,6 @@ from biomae.live_stream import AudioTail
 
 MAX_TAIL_S = 1800.0  # the longest stretch of frame scores kept while an event is still open
 LIVE_HOP_S = 0.5  # live windows end every this many seconds (0 / None: the file's windows)
-LIVE_CONTEXT_S = 0.0  # a live window scores its frames up to this long before its end
 
 
 class LiveModel:
@@ -61,15 +60,12 @@ class LiveModel:
         detector: the model detector (its scorer, decode settings and post-processing).
         sample_rate: the stream's rate in Hz.
         recording: the name written in each event's ``recording`` column.
+        hop_s: short live windows end every ``hop_s`` seconds (module docstring); None (or 0):
+            the file's windows, the file's events.
     """
 
     def __init__(
-        self,
-        detector,
-        sample_rate: int,
-        recording: str,
-        hop_s: float | None = LIVE_HOP_S,
-        context_s: float = LIVE_CONTEXT_S,
+        self, detector, sample_rate: int, recording: str, hop_s: float | None = LIVE_HOP_S
     ):
         from biomae import audio as audio_io
 
@@ -90,11 +86,6 @@ class LiveModel:
         frames_per_s = 1 / self.frame_hop_s  # frames per real second
         if hop_s:
             self.live_hop = max(1, round(hop_s * frames_per_s)) * self.frame_hop
-        # live windows score their frames up to this much before their end (right context)
-        context = min(
-            round(context_s * frames_per_s) * self.frame_hop, self.scorer.window_samples // 2
-        )
-        self.live_context = context - context % self.frame_hop
         self.next_end = self.scorer.window_samples  # live windows: the next one's end
         self.scored = 0  # live windows: global frames scored (each by one window)
         self.windows = AudioTail(self.stream_rate)  # what the model reads
@@ -179,7 +170,7 @@ class LiveModel:
         jobs = []  # (first frame to keep, frames to keep, start sample, window)
         while self.windows.end >= self.next_end:
             start = self.next_end - size
-            stop = (self.next_end - self.live_context) // fh
+            stop = self.next_end // fh
             jobs.append((self.scored, stop, start, self.windows.get(start, size)))
             self.scored, self.next_end = stop, self.next_end + self.live_hop
         n_total = self._n_frames()

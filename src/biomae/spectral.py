@@ -33,7 +33,7 @@ def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     if len(x) < n_fft // 2 + 1:
         x = nn.functional.pad(x, (0, n_fft // 2 + 1 - len(x)))
     spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-    return torch.view_as_real(spec).square().sum(-1).numpy()  # (F, T)
+    return (spec.real.square() + spec.imag.square()).numpy()  # (F, T): re^2 + im^2
 
 
 # ----------------------------------------------------------------------------- mel scale (Slaney)
