@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -438,6 +439,12 @@ def run_live(args, detector) -> int:
         if hop_s is not None and not (math.isfinite(hop_s) and hop_s >= 0):
             raise ValueError(f"--live-hop-s {hop_s}: give a number of seconds >= 0")
         live, name = live_detector(detector, fmt.sample_rate, args.name, hop_s)
+        if isinstance(live, LiveModel) and "OMP_NUM_THREADS" not in os.environ:
+            import torch
+
+            # a window every hop_s is little work: one thread leaves the other cores to the
+            # recorder and the system, and never spin-waits for a busy core
+            torch.set_num_threads(1)
         files.check_out_dir(out)
     except (StreamError, ValueError) as err:
         print(f"biomae annotate: {err}", file=sys.stderr)
