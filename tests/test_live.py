@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["start_s", "end_s", "low_hz", "high_hz", "score"]
 SCORE_TOLERANCE = 1e-5  # the model's scores: windows batched differently (float32 matmul)
 LIVE_F1_TOLERANCE = 0.7  # short live windows vs the file's, event F1 (IoU >= 0.5): an untrained
-# model's (the starter on real recordings: 0.91, docs/benchmarks.md)
+# model's (the starter on real recordings: 0.92, bench/results/live_agreement_2026-12-02.txt)
 
 
 def _calls(path: Path, sample_rate: int = 16000, seconds: float = 30.0, seed: int = 0) -> Path:

@@ -16,7 +16,7 @@ piped through gives the events of annotating the file:
   every class is quiet); an event is decided as soon as the frames of its merge gap after it are
   scored quiet and its box's context (``box_context_s``) has arrived: about 0.5-1 s after its
   end. The events are the file's within a tolerance, not equal (frames are scored with other
-  windows): on real recordings with the starter model, event F1 0.91 against annotating the
+  windows): on real recordings with the starter model, event F1 0.92 against annotating the
   file (IoU >= 0.5; 62 % of events identical), the events the same however the stream is cut
   into reads. ``hop_s=None`` (``--live-hop-s 0``) runs the file's windows (``window_s`` with
   ``overlap``, from sample 0) through the same :class:`biomae.infer.Scorer` with the same
