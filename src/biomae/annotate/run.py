@@ -173,10 +173,10 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
             return None  # never finished: the run stops at the write that failed
         try:
             entry, events = _annotate_one(rec, out_dir, detector, config, header, detected)
+            files.append_manifest(manifest_path, entry)  # after its tables are on disk
         except BaseException:
             failed.set()
             raise
-        files.append_manifest(manifest_path, entry)
         if events is not None:
             tables[rec.key] = events
         return entry
