@@ -12,7 +12,7 @@ audio already flows, as when a recorder is piped in).
 Prints the number of events, the median / 90th percentile / maximum latency, the process's CPU
 time per second of audio and the machine's load average before and after.
 
-    python bench/bench_live.py [--minutes 3] [--chunk-s 0.02] [-- extra annotate options]
+    python bench/bench_live.py [--minutes 3] [--chunk-s 0.02] [--threads N] [-- annotate options]
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--chunk-s", type=float, default=0.02)
+    parser.add_argument("--threads", type=int, default=0, help="OMP threads (0: biomae's choice)")
     parser.add_argument("--warmup-s", type=float, default=10.0)
     parser.add_argument("extra", nargs="*", help="more biomae annotate options (after --)")
     args = parser.parse_args()
@@ -63,7 +64,9 @@ def main() -> None:
     duration_s = stitch(flac, args.minutes / 60)
     audio, rate = sf.read(flac, dtype="int16")
     chunk = round(args.chunk_s * rate)
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if args.threads:
+        env |= {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     env["PYTHONPATH"] = str(REPO / "src")
     load_before = os.getloadavg()
     command = [sys.executable, "-m", "biomae", "annotate", "-", "--live", "--out", str(work / "o")]
@@ -93,6 +96,7 @@ def main() -> None:
     load_after = os.getloadavg()
     latency = np.array([t - (t0 + e["end_s"]) for t, e in arrivals if e["end_s"] >= args.warmup_s])
     options = " ".join(args.extra) or "(default)"
+    options += f"; threads: {args.threads or 'biomae default'}"
     print(f"audio: {duration_s / 60:.1f} min of real recordings, {rate} Hz, paced at 1x in "
           f"{args.chunk_s * 1000:.0f}-ms chunks; options: {options}")  # fmt: skip
     print(f"events: {len(arrivals)} ({len(latency)} ending after the first {args.warmup_s:g} s)")

@@ -116,21 +116,21 @@ def hysteresis_segments(scores: np.ndarray, on: float, off: float) -> np.ndarray
     above = np.concatenate([[False], scores >= off, [False]])
     edges = np.flatnonzero(np.diff(above.astype(np.int8)))
     runs = edges.reshape(-1, 2)  # (K, 2) [start, end)
-    keep = [bool((scores[a:b] >= on).any()) for a, b in runs]
-    return runs[np.asarray(keep, dtype=bool)].astype(np.int64).reshape(-1, 2)
+    n_on = np.concatenate([[0], np.cumsum(scores >= on)])  # frames >= on before each frame
+    keep = n_on[runs[:, 1]] > n_on[runs[:, 0]]
+    return runs[keep].astype(np.int64).reshape(-1, 2)
 
 
 def merge_segments(segments: np.ndarray, max_gap_frames: int) -> np.ndarray:
     """Join consecutive segments whose gap (``start_next - end_prev``) is <= ``max_gap_frames``."""
+    segments = np.asarray(segments, dtype=np.int64).reshape(-1, 2)
     if len(segments) == 0:
-        return segments.reshape(0, 2)
-    merged = [list(segments[0])]
-    for start, end in segments[1:]:
-        if start - merged[-1][1] <= max_gap_frames:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return np.asarray(merged, dtype=np.int64).reshape(-1, 2)
+        return segments
+    reach = np.maximum.accumulate(segments[:, 1])  # the furthest end so far
+    new_group = np.concatenate([[True], segments[1:, 0] - reach[:-1] > max_gap_frames])
+    firsts = np.flatnonzero(new_group)
+    ends = np.maximum.reduceat(segments[:, 1], firsts)
+    return np.stack([segments[firsts, 0], ends], axis=1)
 
 
 def drop_short(segments: np.ndarray, min_frames: int) -> np.ndarray:
@@ -314,7 +314,8 @@ def decode_events(
     gap_frames = int(math.floor(config.merge_gap_s / frame_hop_s + tol))
     min_frames = int(math.ceil(config.min_duration_s / frame_hop_s - tol))
     search_frames = int(round(config.refine_search_s / frame_hop_s))
-    rows = []
+    columns: dict[str, list] = {name: [] for name in ("start", "end", "low", "high", "score")}
+    class_labels: list[str] = []
     for c, label in enumerate(labels):
         on, off = config.thresholds(label)
         segments = hysteresis_segments(activity[:, c], on, off)
@@ -323,31 +324,51 @@ def decode_events(
             onset_c = _as_frames_by_class(onset, "onset")[:, c]
             offset_c = _as_frames_by_class(offset, "offset")[:, c]
             segments = refine_boundaries(segments, onset_c, offset_c, search_frames, on)
-        for start, end in segments:
-            span = activity[start:end, c]
-            score = span.max() if config.score == "max" else span.mean()
-            low_hz = high_hz = math.nan
-            if power is not None:
-                first = min(
-                    int(math.ceil(start * frame_hop_s / spec_hop_s - tol)), power.shape[1] - 1
-                )
-                last = int(math.ceil(end * frame_hop_s / spec_hop_s - tol))
-                last = min(max(last, first + 1), power.shape[1])
-                low_hz, high_hz = frequency_box(
-                    power, bin_edges_hz, first, last, config.energy_fraction
-                )
-            rows.append(
-                {
-                    "start_s": offset_s + start * frame_hop_s,
-                    "end_s": offset_s + end * frame_hop_s,
-                    "low_hz": low_hz,
-                    "high_hz": high_hz,
-                    "label": label,
-                    "score": float(score),
-                }
-            )
-    events = make_events(rows, recording=recording, source=source)
+        if not len(segments):
+            continue
+        columns["start"].append(segments[:, 0])
+        columns["end"].append(segments[:, 1])
+        columns["score"].append(_span_scores(activity[:, c], segments, config.score))
+        boxes = np.full((len(segments), 2), math.nan)
+        if power is not None:
+            boxes = _window_boxes(power, segments, frame_hop_s, spec_hop_s, bin_edges_hz, config)
+        columns["low"].append(boxes[:, 0])
+        columns["high"].append(boxes[:, 1])
+        class_labels += [label] * len(segments)
+    frames = {k: np.concatenate(v) if v else np.zeros(0) for k, v in columns.items()}
+    events = make_events(
+        {
+            "start_s": offset_s + frames["start"] * frame_hop_s,
+            "end_s": offset_s + frames["end"] * frame_hop_s,
+            "low_hz": frames["low"],
+            "high_hz": frames["high"],
+            "label": class_labels,
+            "score": frames["score"].astype(np.float64),
+        },
+        recording=recording,
+        source=source,
+    )
     return events.sort_values(["start_s", "end_s"], kind="stable").reset_index(drop=True)
+
+
+def _span_scores(scores: np.ndarray, segments: np.ndarray, reduction: str) -> np.ndarray:
+    """The maximum (or mean) of ``scores`` ``(T,)`` over each ``[start, end)`` of ``segments``."""
+    if reduction == "max":  # reduceat over [s0, e0, s1, e1, ...]: the even entries are the spans
+        padded = np.append(scores, 0.0)  # an end may be T
+        return np.maximum.reduceat(padded, segments.reshape(-1))[::2]
+    return np.array([scores[a:b].mean() for a, b in segments])  # pairwise sums, as before
+
+
+def _window_boxes(power, segments, frame_hop_s, spec_hop_s, bin_edges_hz, config) -> np.ndarray:
+    """``(K, 2)`` boxes of the segments from the window's spectrogram (:func:`frequency_box`)."""
+    tol = 1e-9
+    boxes = np.empty((len(segments), 2))
+    for k, (start, end) in enumerate(segments):
+        first = min(int(math.ceil(start * frame_hop_s / spec_hop_s - tol)), power.shape[1] - 1)
+        last = int(math.ceil(end * frame_hop_s / spec_hop_s - tol))
+        last = min(max(last, first + 1), power.shape[1])
+        boxes[k] = frequency_box(power, bin_edges_hz, first, last, config.energy_fraction)
+    return boxes
 
 
 def _as_frames_by_class(scores: np.ndarray, name: str) -> np.ndarray:

@@ -25,12 +25,17 @@ Beside the tables (``<key>.selections.txt``, ...):
 Guarantees: every file is written atomically (temporary file, then rename) and a recording's
 formats are written all or none, so an interrupted or killed run (Ctrl-C, kill -9) leaves no
 half-written table, the next run removes the temporary files a killed run left and resumes where
-it stopped, and each recording's events appear in ``events.csv`` exactly once. Events are clipped
-to the recording (an end rounded past it is set to its end, times to the microsecond, never past
-it); an event so cut is kept even when now shorter than the detector's minimum duration. A
-recording that fails (unreadable, or a format that cannot hold its events) is an error row with no
-outputs. An error while writing outputs (disk full) is not a recording's error: the run stops with
-:class:`OutputError` naming the path, keeping every recording already written.
+it stopped, and each recording's events appear in ``events.csv`` exactly once. A recording's
+tables are fsynced together and renamed (its state table last, one folder fsync) before its
+manifest line is appended and fsynced, so after a power loss too a recording the manifest lists
+as done has whole tables. They are written by a writer thread while the detector goes on with
+the next recordings (at most two behind; Ctrl-C waits for those to be written whole).
+Events are clipped to the recording (an end rounded past it is set to its end, times to the
+microsecond, never past it); an event so cut is kept even when now shorter than the detector's
+minimum duration. A recording that fails (unreadable, or a format that cannot hold its events) is
+an error row with no outputs. An error while writing outputs (disk full) is not a recording's
+error: the run stops with :class:`OutputError` naming the path, keeping every recording
+already written.
 
 Data parallel over processes, GPUs and nodes: launched by ``torchrun`` (``WORLD_SIZE`` > 1), rank
 ``r`` of ``W`` annotates recordings ``r, r + W, r + 2W, …`` of the sorted list (a disjoint share),

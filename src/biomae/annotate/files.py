@@ -19,7 +19,7 @@ import pandas as pd
 
 from biomae import __version__
 from biomae.annotations import concat_events, format_module, output_suffixes, write_annotations
-from biomae.atomic_io import atomic_open, atomic_path, atomic_write_text
+from biomae.atomic_io import atomic_open, atomic_paths, atomic_write_text
 
 STATE_DIR = ".biomae"  # per-recording canonical tables, used to resume and to merge the run's table
 RUN_FILES = ("run.json", "summary.csv", "errors.csv", "events.csv", "events.parquet")
@@ -212,19 +212,17 @@ def output_paths(out_dir: Path, key: str, formats) -> list[Path]:
 
 
 def write_tables(out_dir: Path, key: str, events: pd.DataFrame, formats, info) -> None:
-    """Write every format of one recording, or none: each goes to a temporary file first and all
-    are renamed once every one is written (the state table last). A writer's own error
-    (ValueError, ...) propagates with nothing written; an OSError becomes :class:`OutputError`."""
-    state = out_dir / STATE_DIR / (key + ".parquet")
-    with writing(out_dir / key), contextlib.ExitStack() as stack:
-        state_tmp = stack.enter_context(atomic_path(state))  # entered first: renamed last
-        for fmt in formats:
+    """Write every format of one recording, or none (:func:`biomae.atomic_io.atomic_paths`: all
+    written to temporary files, fsynced together, renamed with the state table last, one folder
+    fsync). A writer's own error (ValueError, ...) propagates with nothing written; an OSError
+    becomes :class:`OutputError`."""
+    paths = [*output_paths(out_dir, key, formats)]  # the state table last
+    with writing(out_dir / key), atomic_paths(paths) as temporaries:
+        for fmt, tmp in zip(formats, temporaries, strict=False):
             wanted = getattr(format_module(fmt), "WRITE_OPTIONS", ())
             options = {name: getattr(info, name) for name in wanted}  # from the audio header
-            suffix = format_module(fmt).OUTPUT_SUFFIX
-            tmp = stack.enter_context(atomic_path(out_dir / (key + suffix)))
             write_annotations(events, tmp, fmt, **options)
-        write_annotations(events, state_tmp, "parquet")
+        write_annotations(events, temporaries[-1], "parquet")
 
 
 def remove_outputs(out_dir: Path, key: str) -> None:
@@ -241,8 +239,12 @@ def remove_outputs(out_dir: Path, key: str) -> None:
 # --- the run's tables -------------------------------------------------------------------------
 
 
-def write_run_tables(out_dir: Path, entries: list[dict]) -> pd.DataFrame:
-    """summary.csv, errors.csv and the run's combined event table, from the per-recording state."""
+def write_run_tables(
+    out_dir: Path, entries: list[dict], tables: dict[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
+    """summary.csv, errors.csv and the run's combined event table, from the per-recording state
+    (``tables``: events by key already in memory, as written to the state tables)."""
+    tables = tables or {}
     summary = pd.DataFrame(entries, columns=SUMMARY_COLUMNS)
     for column in INT_COLUMNS:  # nullable: an error row has no sample rate, never "16000.0"
         summary[column] = pd.to_numeric(summary[column]).astype("Int64")
@@ -252,12 +254,14 @@ def write_run_tables(out_dir: Path, entries: list[dict]) -> pd.DataFrame:
     errors = summary.loc[summary["status"] == "error", ["path", "error"]]
     with writing(out_dir / "errors.csv"), atomic_open(out_dir / "errors.csv") as handle:
         errors.to_csv(handle, index=False)
-    tables = []
+    done = []
     for entry in entries:
         state = out_dir / STATE_DIR / (entry["key"] + ".parquet")
-        if entry["status"] == "done" and state.exists():
-            tables.append(pd.read_parquet(state))
-    events = concat_events(tables)
+        if entry["status"] == "done" and entry["key"] in tables:
+            done.append(tables[entry["key"]])
+        elif entry["status"] == "done" and state.exists():
+            done.append(pd.read_parquet(state))
+    events = concat_events(done)
     with writing(out_dir / "events.csv"):
         write_annotations(events, out_dir / "events.csv", "csv")
         write_annotations(events, out_dir / "events.parquet", "parquet")

@@ -9,10 +9,13 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from biomae import audio as audio_io
@@ -22,6 +25,8 @@ from biomae.annotate.recordings import Recording, find_recordings
 from biomae.annotations import make_events, output_suffixes, validate_events
 from biomae.audio import AudioInfo
 from biomae.detectors import Detector, complete
+
+WRITES_AHEAD = 2  # recordings detected but not yet written, at most (bounded memory)
 
 
 @dataclass
@@ -159,32 +164,60 @@ def _annotate(inputs, out_dir: Path, detector, config: AnnotateConfig, interrupt
     detections = detector.detect_many(
         [rec.path for rec in readable], [headers[rec.resolved] for rec in readable]
     )
+    tables: dict[str, pd.DataFrame] = {}  # this run's events by key, for the run's tables
+
+    failed = threading.Event()  # an output could not be written: write nothing more
+
+    def write(rec: Recording, header, detected) -> dict | None:  # in the writer thread
+        if failed.is_set():
+            return None  # never finished: the run stops at the write that failed
+        try:
+            entry, events = _annotate_one(rec, out_dir, detector, config, header, detected)
+            files.append_manifest(manifest_path, entry)  # after its tables are on disk
+        except BaseException:
+            failed.set()
+            raise
+        if events is not None:
+            tables[rec.key] = events
+        return entry
+
+    def finish(rec: Recording, written: Future) -> None:
+        entry = written.result()  # an OutputError stops the run here
+        entries[rec.resolved] = entry | {"skipped": False}
+        progress.update(entry.get("duration_s") or 0.0)
+        progress.set_postfix(
+            events=entry.get("n_events", 0),
+            errors=sum(e["status"] == "error" for e in entries.values()),
+        )
+
+    # one writer thread: a recording's tables are written (and fsynced) while the detector
+    # works on the next ones; each recording is written whole, in order, then its manifest line
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biomae-writer")
+    pending: deque[tuple[Recording, Future]] = deque()
     try:
         for rec in todo:
             interrupts.check()
             header = headers[rec.resolved]
             detected = next(detections)[1] if isinstance(header, AudioInfo) else header
-            entry = _annotate_one(rec, out_dir, detector, config, header, detected)
-            files.append_manifest(manifest_path, entry)
-            entries[rec.resolved] = entry | {"skipped": False}
-            progress.update(entry.get("duration_s") or 0.0)
-            progress.set_postfix(
-                events=entry.get("n_events", 0),
-                errors=sum(e["status"] == "error" for e in entries.values()),
-            )
+            pending.append((rec, writer.submit(write, rec, header, detected)))
+            while len(pending) > WRITES_AHEAD or (pending and pending[0][1].done()):
+                finish(*pending.popleft())
             interrupts.check()
+        while pending:
+            finish(*pending.popleft())
     finally:
+        writer.shutdown(wait=True)  # what was detected is written whole, even after Ctrl-C
         detections.close()  # stops a model's decoding thread / workers
         progress.close()
     interrupts.check()
     if world.world_size == 1:
-        return files.write_run_tables(out_dir, [entries[r.resolved] for r in recordings])
+        return files.write_run_tables(out_dir, [entries[r.resolved] for r in recordings], tables)
     distributed.barrier()  # every rank's manifest is complete
     if main_rank:
         for resolved, entry in files.read_manifests(out_dir).items():
             entries.setdefault(resolved, entry | {"skipped": manifest.get(resolved) == entry})
         rows = [entries[r.resolved] for r in recordings if r.resolved in entries]
-        summary = files.write_run_tables(out_dir, rows)
+        summary = files.write_run_tables(out_dir, rows, tables)
     else:
         rows = [entries[r.resolved] for r in recordings if r.resolved in entries]
         summary = pd.DataFrame(rows, columns=files.SUMMARY_COLUMNS)
@@ -209,9 +242,12 @@ def _is_done(entry: dict | None, rec: Recording, out_dir: Path, config: Annotate
 def fit_to_recording(events: pd.DataFrame, duration_s: float) -> pd.DataFrame:
     """Times rounded to the microsecond and clipped to ``[0, duration_s]`` (never past it)."""
     limit_s = math.floor(duration_s * 1e6) / 1e6
-    end_s = events["end_s"].round(6).clip(lower=0.0, upper=limit_s)
-    start_s = events["start_s"].round(6).clip(lower=0.0)
-    return events.assign(start_s=start_s.where(start_s <= end_s, end_s), end_s=end_s)
+    end_s = np.round(events["end_s"].to_numpy(dtype=np.float64), 6)
+    end_s = np.where(np.isnan(end_s) | (end_s >= 0.0), end_s, 0.0)  # as Series.clip: NaN kept
+    end_s = np.where(np.isnan(end_s) | (end_s <= limit_s), end_s, limit_s)
+    start_s = np.round(events["start_s"].to_numpy(dtype=np.float64), 6)
+    start_s = np.where(np.isnan(start_s) | (start_s >= 0.0), start_s, 0.0)
+    return events.assign(start_s=np.where(start_s <= end_s, start_s, end_s), end_s=end_s)
 
 
 def read_headers(recordings: Iterable[Recording]) -> dict[str, AudioInfo | Exception]:
@@ -234,12 +270,14 @@ def _annotate_one(
     config,
     header: AudioInfo | Exception,
     detected,
-) -> dict:
+) -> tuple[dict, pd.DataFrame | None]:
     """Write one recording of header ``header`` (or the error reading it) whose detection gave
-    ``detected`` (its events, or the exception); a recording's failure becomes an ``error`` entry
-    with no outputs. An output that cannot be written raises :class:`OutputError`;
-    KeyboardInterrupt stops the run, leaving only whole files behind."""
+    ``detected`` (its events, or the exception); returns its manifest entry and the events
+    written (None for a failed recording: an ``error`` entry with no outputs). An output that
+    cannot be written raises :class:`OutputError`; KeyboardInterrupt stops the run, leaving only
+    whole files behind."""
     started = time.perf_counter()
+    written = None
     stat = rec.path.stat() if rec.path.exists() else None
     entry = {
         "key": rec.key,
@@ -284,6 +322,7 @@ def _annotate_one(
             entry["warning"] = "; ".join(w for w in (entry["warning"], note) if w) or None
         files.write_tables(out_dir, rec.key, events, config.formats, info)
         entry.update(status="done", n_events=len(events))
+        written = events
     except (KeyboardInterrupt, OutputError):
         raise
     except Exception as err:  # a bad file is reported and skipped; the run goes on
@@ -291,7 +330,7 @@ def _annotate_one(
         with files.writing(out_dir / rec.key):
             files.remove_outputs(out_dir, rec.key)
     entry["seconds"] = round(time.perf_counter() - started, 3)
-    return entry
+    return entry, written
 
 
 def _plot(rec: Recording, events, out_dir: Path, config, name: str, info) -> str | None:

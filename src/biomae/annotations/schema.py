@@ -102,6 +102,8 @@ def make_events(
         A new DataFrame; it is not validated (call :func:`validate_events`).
     """
     if isinstance(rows, pd.DataFrame):
+        if not constant_columns and _is_canonical_table(rows):
+            return rows.copy()  # what the conversions below would give, without their cost
         df = rows.copy()
     elif isinstance(rows, Mapping):
         df = pd.DataFrame(dict(rows))
@@ -119,7 +121,9 @@ def make_events(
     columns: dict[str, Any] = {}
     for name in EVENT_COLUMNS:
         col = df[name].reset_index(drop=True)
-        if name in FLOAT_COLUMNS:
+        if _is_canonical(col, name):  # already so (a table made here): no conversion to pay
+            columns[name] = col
+        elif name in FLOAT_COLUMNS:
             columns[name] = pd.to_numeric(col, errors="coerce").astype("float64")
         elif name == "channel":
             columns[name] = pd.to_numeric(col, errors="coerce").fillna(1).astype("int64")
@@ -129,6 +133,27 @@ def make_events(
         if name not in EVENT_COLUMNS:  # format-specific extras, kept after the canonical columns
             columns[name] = df[name].reset_index(drop=True)
     return pd.DataFrame(columns, index=range(len(df)))
+
+
+def _is_canonical_table(table: pd.DataFrame) -> bool:
+    """``table`` is already what :func:`make_events` makes of it (columns, dtypes, index)."""
+    return (
+        tuple(table.columns[: len(EVENT_COLUMNS)]) == EVENT_COLUMNS
+        and isinstance(table.index, pd.RangeIndex)
+        and table.index.start == 0
+        and table.index.step == 1
+        and all(_is_canonical(table[name], name) for name in EVENT_COLUMNS)
+    )
+
+
+def _is_canonical(column: pd.Series, name: str) -> bool:
+    """``column`` already has the dtype (and, for strings, only ``str`` values) that
+    :func:`make_events` would give it."""
+    if name in FLOAT_COLUMNS:
+        return column.dtype == np.float64
+    if name == "channel":
+        return column.dtype == np.int64
+    return column.dtype == object and all(type(v) is str for v in column.array)
 
 
 def validate_events(

@@ -186,6 +186,14 @@ def add_parser(subparsers) -> None:
         help="raw PCM on stdin: sample format (default s16le)",
     )
     live.add_argument("--name", default="stdin", help="the live recording's name (default stdin)")
+    live.add_argument(
+        "--live-hop-s",
+        type=float,
+        default=0.5,
+        help="a model's live windows end every this many seconds, so an event is printed about "
+        "0.5-1 s after it ends (default 0.5); 0: the file's windows, events equal to annotating "
+        "the file, printed up to a window later",
+    )
     # --- labels from examples and few-shot detection (biomae.examples, biomae.fewshot) ---
     labels = p.add_argument_group("labels from examples, few-shot detection")
     labels.add_argument(

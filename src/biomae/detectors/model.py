@@ -12,7 +12,7 @@ Per recording:
 2. ``biomae.decode.decode_events`` turns the frame scores into events (the model's own decode
    settings, from its file's spec, unless overridden); each event's frequency box is then measured
    from a linear spectrogram of the event and ``box_context_s`` of audio around it
-   (``biomae.decode.frequency_box``), read back from the file — memory stays bounded.
+   (``biomae.boxes.frequency_boxes``), read back from the file — memory stays bounded.
 3. The shared post-processing (:mod:`biomae.detectors.postprocess`) applies.
 
 Ultrasonic recordings: ``time_expansion = k`` plays the recording k times slower, as bat detectors
@@ -33,7 +33,8 @@ import pandas as pd
 from biomae import audio as audio_io
 from biomae.annotations.schema import empty_events
 from biomae.audio import AudioInfo
-from biomae.decode import decode_events, frequency_box
+from biomae.boxes import frequency_boxes
+from biomae.decode import decode_events
 from biomae.detectors.postprocess import PostProcess
 from biomae.devices import bf16_is_fast
 from biomae.infer import ModelInfo, Scorer, WindowScorer
@@ -249,14 +250,15 @@ class ModelDetector:
         hi_s = np.minimum(info.duration_s, ends_s + context_s)
         boxes = np.full((len(starts_s), 2), np.nan)
         order = np.argsort(lo_s, kind="stable")
+        lo_sorted, hi_sorted = lo_s[order], hi_s[order]
         hop_s = BOX_HOP_S / self.config.time_expansion  # finer for time-expanded calls
         i = 0
         while i < len(order):  # one group: events whose context fits in one span from order[i]
-            group_lo, j = lo_s[order[i]], i + 1
-            group_hi = hi_s[order[i]]
-            while j < len(order) and max(group_hi, hi_s[order[j]]) - group_lo <= BOX_SPAN_S:
-                group_hi = max(group_hi, hi_s[order[j]])
-                j += 1
+            group_lo = lo_sorted[i]
+            reach = int(np.searchsorted(lo_sorted, group_lo + BOX_SPAN_S, side="right"))
+            fits = np.maximum.accumulate(hi_sorted[i:reach]) - group_lo <= BOX_SPAN_S
+            j = i + 1 + int(np.argmin(np.append(fits[1:], False)))  # the first that does not
+            group_hi = hi_sorted[i:j].max()
             audio, rate = load(path, start_s=group_lo, duration_s=group_hi - group_lo)
             power, hop, edges_hz = _power_spectrogram(audio, rate, hop_s)  # (F, T)
             low_bin = int(np.searchsorted(edges_hz[:-1], self.config.box_min_hz, side="left"))
@@ -265,40 +267,24 @@ class ModelDetector:
             fps = rate / hop  # frames per second
             events = order[i:j]
             n_frames = power.shape[1]
-            spans = []  # (context start, event start, event end, context end) in group frames
-            for k in events:
-                c_lo = min(n_frames - 1, round((lo_s[k] - group_lo) * fps))
-                c_hi = min(n_frames, max(c_lo + 1, round((hi_s[k] - group_lo) * fps)))
-                first = c_lo + min(c_hi - c_lo - 1, round((starts_s[k] - lo_s[k]) * fps))
-                last = min(c_hi, max(first + 1, c_lo + round((ends_s[k] - lo_s[k]) * fps)))
-                spans.append((c_lo, first, last, c_hi))
-            # each event's noise floor: per-bin median of NOISE_FRAMES context frames spread
-            # evenly before and after it (all its frames when the context is too short),
-            # for all the group's events in one call
-            picks = np.stack([_noise_frames(*span) for span in spans])  # (E, NOISE_FRAMES)
-            noise = np.median(power[:, picks], axis=2)  # (F, E)
-            for e, (k, (c_lo, first, last, c_hi)) in enumerate(zip(events, spans, strict=True)):
-                part = power[:, c_lo:c_hi]  # (F, context frames) of event k
-                boxes[k] = frequency_box(
-                    part, edges_hz, first - c_lo, last - c_lo, fraction, noise[:, e]
-                )
+            # (context start, event start, event end, context end) in group frames, per event
+            c_lo = np.minimum(n_frames - 1, np.rint((lo_s[events] - group_lo) * fps)).astype(int)
+            c_hi = np.rint((hi_s[events] - group_lo) * fps).astype(int)
+            c_hi = np.minimum(n_frames, np.maximum(c_lo + 1, c_hi))
+            into_s = starts_s[events] - lo_s[events]
+            first = c_lo + np.minimum(c_hi - c_lo - 1, np.rint(into_s * fps).astype(int))
+            last = c_lo + np.rint((ends_s[events] - lo_s[events]) * fps).astype(int)
+            last = np.minimum(c_hi, np.maximum(first + 1, last))
+            spans = np.stack([c_lo, first, last, c_hi], axis=1)  # (E, 4)
+            # each event's noise floor: the per-bin median of context frames spread evenly
+            # before and after it (biomae.boxes), all the group's events in one call
+            boxes[events] = frequency_boxes(power, edges_hz, spans, fraction)
             i = j
         return boxes
 
 
 BOX_SPAN_S = 60.0  # longest stretch of audio read at once to measure frequency boxes
 BOX_HOP_S = 0.01  # frame hop of the box spectrogram (real time: divided by time_expansion)
-NOISE_FRAMES = 16  # context frames whose per-bin median is an event's noise floor
-
-
-def _noise_frames(c_lo: int, first: int, last: int, c_hi: int) -> np.ndarray:
-    """``(NOISE_FRAMES,)`` frame indices spread evenly over an event's context outside it
-    (``[c_lo, first)`` and ``[last, c_hi)``), repeating when there are fewer; all of
-    ``[c_lo, c_hi)`` when fewer than 4 context frames lie outside the event."""
-    outside = np.r_[c_lo:first, last:c_hi]
-    if len(outside) < 4:
-        outside = np.arange(c_lo, c_hi)
-    return outside[np.linspace(0, len(outside) - 1, NOISE_FRAMES).round().astype(int)]
 
 
 def _power_spectrogram(
