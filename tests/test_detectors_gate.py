@@ -154,3 +154,19 @@ def test_the_default_detector_still_finds_real_finch_song(shared_data):
     gated = GatedDetector(ModelDetector("starter", InferConfig(boxes=False))).detect_file(path)
     assert len(ungated) > 10
     assert len(gated) == len(ungated)
+
+
+def test_events_at_the_end_of_an_odd_length_recording_are_measured(tmp_path):
+    """Context spans ending at the last sample never read past it (float rounding)."""
+    rate = 44100
+    audio = np.random.default_rng(5).standard_normal(611_336) * 0.01  # 13.862494 s
+    path = tmp_path / "odd.wav"
+    sf.write(path, audio.astype(np.float32), rate)
+    duration_s = len(audio) / rate
+    rows = [
+        {"start_s": duration_s - back_s, "end_s": duration_s, "label": "call"}
+        for back_s in (5.0024943310657, 0.5, 0.01)
+    ]
+    rows.append({"start_s": 8.86, "end_s": duration_s, "label": "call"})
+    measured = measure_events(path, make_events(rows, recording="odd"))
+    assert measured["snr_db"].notna().all()

@@ -181,9 +181,16 @@ def measure_events(
         while j < len(order) and max(group_hi, hi_s[order[j]]) - group_lo <= config.max_span_s:
             group_hi = max(group_hi, hi_s[order[j]])
             j += 1
+        # whole samples, so that float rounding never reads past the end of the recording
+        first_sample = min(round(group_lo * info.sample_rate), info.n_samples - 1)
+        end_sample = max(min(round(group_hi * info.sample_rate), info.n_samples), first_sample + 1)
         audio, rate = audio_io.load(
-            path, start_s=group_lo, duration_s=max(group_hi - group_lo, 1e-3), info=info
+            path,
+            start_s=first_sample / info.sample_rate,
+            duration_s=(end_sample - first_sample) / info.sample_rate,
+            info=info,
         )
+        group_lo = first_sample / info.sample_rate
         bands, hop, edges_hz = band_powers(np.asarray(audio, dtype=np.float32), rate, config)
         n_frames = bands.shape[1]
 
