@@ -157,16 +157,14 @@ def test_the_default_detector_still_finds_real_finch_song(shared_data):
 
 
 def test_events_at_the_end_of_an_odd_length_recording_are_measured(tmp_path):
-    """Context spans ending at the last sample never read past it (float rounding)."""
-    rate = 44100
-    audio = np.random.default_rng(5).standard_normal(611_336) * 0.01  # 13.862494 s
+    """Context spans ending at the last sample never read past it (float rounding: a real
+    11,025-Hz clip of 152,834 samples once raised AudioError here)."""
+    rate = 11025
+    audio = np.random.default_rng(5).standard_normal(152_834) * 0.01  # 13.862494 s
     path = tmp_path / "odd.wav"
     sf.write(path, audio.astype(np.float32), rate)
     duration_s = len(audio) / rate
-    rows = [
-        {"start_s": duration_s - back_s, "end_s": duration_s, "label": "call"}
-        for back_s in (5.0024943310657, 0.5, 0.01)
-    ]
-    rows.append({"start_s": 8.86, "end_s": duration_s, "label": "call"})
-    measured = measure_events(path, make_events(rows, recording="odd"))
-    assert measured["snr_db"].notna().all()
+    for start_s in (13.86, duration_s - 0.5, duration_s - 3):  # 13.86: context from 8.86 s
+        rows = [{"start_s": start_s, "end_s": duration_s, "label": "call"}]
+        measured = measure_events(path, make_events(rows, recording="odd"))
+        assert measured["snr_db"].notna().all(), start_s
