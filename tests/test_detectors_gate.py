@@ -168,3 +168,14 @@ def test_events_at_the_end_of_an_odd_length_recording_are_measured(tmp_path):
         rows = [{"start_s": start_s, "end_s": duration_s, "label": "call"}]
         measured = measure_events(path, make_events(rows, recording="odd"))
         assert measured["snr_db"].notna().all(), start_s
+
+
+def test_live_mode_still_runs_the_default(tmp_path):
+    """``biomae annotate - --live`` with the default detector runs the starter model (the gate
+    reads a file around each event, so the live stream goes ungated)."""
+    if default_model() is None:
+        pytest.skip("no packaged starter model")
+    from biomae.live import LiveModel, live_detector
+
+    live, name = live_detector(make_detector("auto"), 32000, "stream")
+    assert isinstance(live, LiveModel) and name == "starter-model"
