@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0, help="which recordings train and test")
     parser.add_argument("--budget-s", type=float, default=600.0, help="training time cap")
     parser.add_argument("--set", action="append", default=[], help="a finetune override")
     args = parser.parse_args(argv)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from biomae.detectors.gate import GatedDetector
     from biomae.detectors.model import InferConfig, ModelDetector
 
-    train, test = choose(args.data)
+    train, test = choose(args.data, args.seed)
     data_dir = args.out / "data"
     n_events = recipe.write_tables(
         args.data, train, recipe.index_events(args.data, train), data_dir
