@@ -415,14 +415,14 @@ SUITES: dict[str, Suite] = {
         Suite("synth", "seeded synthetic soundscapes of test-split calls", f"{_ME}:run_synth"),
         Suite("seed", "the seed paper's zero-shot datasets", "biomae.evaluate.seed_suite:run_seed"),
         Suite(
-            "leave-taxa-out",
-            "taxa held out of all training: event F1 / field recall per group",
-            "biomae.evaluate.leave_taxa_out:run_leave_taxa_out",
-        ),
-        Suite(
             "embeddings",
             "1-NN and linear-probe accuracy on clip-labelled sets",
             "biomae.evaluate.embedding_suite:run_embeddings",
+        ),
+        Suite(
+            "leave-taxa-out",
+            "taxa held out of all training: event F1 / field recall per group",
+            "biomae.evaluate.leave_taxa_out:run_leave_taxa_out",
         ),
     )
 }
