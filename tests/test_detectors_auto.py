@@ -20,8 +20,10 @@ from biomae.starter import MODEL_ENV, PACKAGED_MODEL
 def _write(path, sample_rate, seconds=2.0):
     rng = np.random.default_rng(0)
     audio = 0.01 * rng.standard_normal(round(seconds * sample_rate))
-    t = np.arange(round(0.2 * sample_rate)) / sample_rate
-    start = round(0.8 * sample_rate)
+    # a long call: at threshold 0 the model marks the whole file, and the default's noise-floor
+    # gate keeps an event only where a call fills more than a fifth of it
+    t = np.arange(round(0.6 * seconds * sample_rate)) / sample_rate
+    start = round(0.2 * seconds * sample_rate)
     audio[start : start + len(t)] += 0.3 * np.sin(2 * np.pi * sample_rate / 8 * t)
     sf.write(path, audio.astype(np.float32), sample_rate)
     return path

@@ -8,7 +8,12 @@ import torch
 
 librosa = pytest.importorskip("librosa")
 
-from biomae.features import Spectrogram, SpectrogramConfig  # noqa: E402
+from biomae.features import (  # noqa: E402
+    FrontEnd,
+    FrontEndConfig,
+    Spectrogram,
+    SpectrogramConfig,
+)
 from biomae.spectral import mel_filterbank, pcen_smoothing_coefficient  # noqa: E402
 
 
@@ -215,3 +220,109 @@ def test_power_spectrogram_matches_librosa_and_takes_short_audio():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     short = power_spectrogram(audio[:50], 256, 100)  # zero-padded to half a window, then reflected
     assert short.shape == (129, 2) and np.isfinite(short).all() and short.sum() > 0
+
+
+# ---- the model's front end: dB (shipped) or PCEN (issue 16: level and hiss) -----------------
+
+FRONT_RATE = 32000
+WINDOW = int(5.12 * FRONT_RATE)
+
+
+def _hiss(level_dbfs: float, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(WINDOW) * 10 ** (level_dbfs / 20)
+
+
+def _chirp(level_dbfs: float) -> np.ndarray:
+    """A 0.3-s 3-4.2 kHz Hann-shaped chirp of ``level_dbfs`` RMS at 2 s (frames 200-230)."""
+    t_s = np.arange(int(0.3 * FRONT_RATE)) / FRONT_RATE
+    phase = 2 * np.pi * np.cumsum(3000 + 4000 * t_s) / FRONT_RATE
+    tone = np.sin(phase) * np.hanning(len(t_s)) * np.sqrt(2 / 0.375) * 10 ** (level_dbfs / 20)
+    out = np.zeros(WINDOW)
+    out[2 * FRONT_RATE : 2 * FRONT_RATE + len(tone)] = tone
+    return out
+
+
+def _front(compression: str):
+    front = FrontEnd(FrontEndConfig(n_mels=64, compression=compression), patch_t=16)
+    return lambda audio: front(torch.from_numpy(audio.astype(np.float32))[None])[0].numpy()
+
+
+def test_pcen_front_end_does_not_care_about_gain():
+    """±30 dB of gain moves the PCEN features by < 5 % of their range; the dB front end moves
+    18 % at −30 dB (quiet bands reach its power floor ``amin``)."""
+    scene = _chirp(-40) + _hiss(-70, seed=0)
+    for compression, tolerance in (("pcen", 0.05), ("db", None)):
+        features = _front(compression)
+        ref = features(scene)
+        worst = max(
+            np.abs(features(scene * 10 ** (gain_db / 20)) - ref).max() for gain_db in (-30, 30)
+        )
+        if tolerance is not None:
+            assert worst < tolerance * (ref.max() - ref.min())
+        else:
+            assert worst > 0.1 * (ref.max() - ref.min())  # why PCEN is offered
+
+
+def test_pcen_front_end_hears_hiss_as_hiss_whatever_its_level():
+    """Stationary noise from −80 to −20 dBFS gives the same low, flat PCEN output (within 5 % of
+    a call window's range), and with 10 dB more noise the call still stands above all of it."""
+    features = _front("pcen")
+    call = features(_chirp(-40) + _hiss(-70, seed=1))
+    span = call.max() - call.min()
+    quiet, loud = features(_hiss(-80, seed=2)), features(_hiss(-20, seed=2))
+    assert np.abs(quiet - loud).max() < 0.05 * span
+    assert loud.max() < 0.6 * call[:, 200:230].max()
+    noisier = features(_chirp(-40) + _hiss(-60, seed=3))
+    outside = np.r_[0:190, 240 : noisier.shape[1]]
+    assert noisier[:, 200:230].max() > 1.5 * noisier[:, outside].max()
+
+
+def test_pcen_front_end_is_pcen_without_standardisation():
+    config = FrontEndConfig(n_mels=64, compression="pcen")
+    audio = torch.from_numpy(_chirp(-30) + _hiss(-60, seed=4)).float()[None]
+    spectrogram = Spectrogram(config.build_config())(audio)
+    np.testing.assert_array_equal(FrontEnd(config, patch_t=16)(audio), spectrogram[..., :512])
+    assert spectrogram.min() >= 0  # PCEN, not a standardised dB spectrogram
+    with pytest.raises(ValueError, match="front_end.compression"):
+        FrontEndConfig(compression="log")
+
+
+def test_old_model_files_keep_the_db_front_end():
+    """A spec written before ``compression`` existed (the shipped starter's) loads as "db"."""
+    import json
+
+    from biomae.models.files import ModelSpec, read_spec, resolve_model_path
+
+    starter = resolve_model_path("starter")
+    if not starter.exists():
+        pytest.skip("no packaged starter model")
+    spec = read_spec(starter)
+    assert spec.front_end.compression == "db"
+    raw = json.loads(spec.to_json())
+    raw["front_end"].pop("compression", None)
+    raw["front_end"].pop("pcen_time_constant_s", None)
+    assert ModelSpec.from_json(json.dumps(raw)).front_end.compression == "db"
+
+
+@pytest.mark.slow
+def test_pcen_front_end_exports_to_onnx_with_plain_ops(tmp_path):
+    """The PCEN front end traces to ONNX (STFT, MatMul, Pow, Log, Exp …) and matches torch."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    config = FrontEndConfig(n_mels=64, compression="pcen")
+    spectrogram = Spectrogram(config.build_config())
+
+    class Features(torch.nn.Module):
+        def forward(self, audio):
+            return config.normalize(spectrogram(audio))
+
+    audio = torch.from_numpy(_chirp(-30) + _hiss(-60, seed=5)).float()[None]
+    program = torch.onnx.export(Features().eval(), (audio,), dynamo=True, opset_version=18)
+    path = tmp_path / "pcen.onnx"
+    program.save(str(path))
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "STFT" in ops and not ops & {"Loop", "Scan"}
+    got = ort.InferenceSession(str(path)).run(
+        None, {program.model.graph.inputs[0].name: audio.numpy()}
+    )
+    np.testing.assert_allclose(got[0], Features()(audio).numpy(), rtol=1e-4, atol=1e-4)

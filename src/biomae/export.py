@@ -50,14 +50,13 @@ class WindowProbs(nn.Module):
 
         self.model, self.outputs = model, outputs
         self.spectrogram = Spectrogram(spec.front_end.build_config())
+        self.front_end = spec.front_end
         self.patch_t = spec.encoder.patch_t
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        from biomae.features import normalize_per_clip
-
         spec = self.spectrogram(audio)  # (B, n_mels, frames)
         n_frames = spec.shape[-1] - spec.shape[-1] % self.patch_t  # as FrontEnd crops
-        out = self.model(normalize_per_clip(spec[..., :n_frames]))
+        out = self.model(self.front_end.normalize(spec[..., :n_frames]))  # dB or PCEN
         logits = torch.cat([out[name].float() for name in self.outputs], dim=-1)
         return torch.sigmoid(logits)  # (B, T_out, C * len(outputs))
 

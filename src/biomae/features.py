@@ -305,23 +305,37 @@ class Spectrogram(nn.Module):
 NORM_EPS = 1e-5  # per-clip standardisation: (x - mean) / (std + NORM_EPS)
 
 
+FRONT_END_COMPRESSIONS = ("db", "pcen")
+
+
 @dataclass
 class FrontEndConfig:
-    """The model's log-mel front end (a :class:`Spectrogram` in dB); audio is resampled to
-    ``sample_rate``. The ``[front_end]`` section of the training configs, and part of every model
-    file's spec (:mod:`biomae.models.files`).
+    """The model's mel front end (a :class:`Spectrogram`); audio is resampled to ``sample_rate``.
+    The ``[front_end]`` section of the training configs, and part of every model file's spec
+    (:mod:`biomae.models.files`; a spec without ``compression``, as in every model file written
+    before it existed, is the "db" front end).
 
     Attributes:
         sample_rate: model sample rate in Hz; every window is resampled to it.
         n_fft: default FFT size in samples (pretraining may jitter it per batch).
         hop_s: frame hop in seconds (10 ms -> 100 frames per second).
         n_mels: mel bins; must equal the encoder's ``n_mels``.
+        compression: "db": mel power in dB, standardised per clip (:func:`normalize_per_clip`;
+            a clip of hiss then looks like any other clip: the shipped starter model's front
+            end); "pcen": per-channel energy normalisation of the mel magnitude (:func:`pcen`,
+            librosa's defaults), not standardised: each band divided by its own running level
+            (time constant ``pcen_time_constant_s``), so the output hardly changes with the gain
+            (±30 dB moves it by a few per cent) and stationary noise of any level gives a low,
+            flat output while a call stands out. Plain ops only: it exports to ONNX.
+        pcen_time_constant_s: PCEN's smoother time constant ("pcen" only).
     """
 
     sample_rate: int = 32000
     n_fft: int = 1024
     hop_s: float = 0.01
     n_mels: int = 128
+    compression: str = "db"
+    pcen_time_constant_s: float = 0.4
 
     def __post_init__(self) -> None:
         checks = [
@@ -329,6 +343,15 @@ class FrontEndConfig:
             (self.n_fft >= 16, f"front_end.n_fft={self.n_fft} must be >= 16 samples"),
             (0.0 < self.hop_s <= 0.1, f"front_end.hop_s={self.hop_s} must be in (0, 0.1] s"),
             (self.n_mels >= 8, f"front_end.n_mels={self.n_mels} must be >= 8"),
+            (
+                self.compression in FRONT_END_COMPRESSIONS,
+                f"front_end.compression={self.compression!r} must be one of "
+                f"{FRONT_END_COMPRESSIONS}",
+            ),
+            (
+                math.isfinite(self.pcen_time_constant_s) and self.pcen_time_constant_s > 0,
+                f"front_end.pcen_time_constant_s={self.pcen_time_constant_s} must be > 0 s",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -341,7 +364,14 @@ class FrontEndConfig:
             n_fft=n_fft or self.n_fft,
             hop_s=self.hop_s,
             n_mels=self.n_mels,
+            compression=self.compression,
+            pcen_time_constant_s=self.pcen_time_constant_s,
         )
+
+    def normalize(self, spec: Tensor) -> Tensor:
+        """What the encoder gets from the spectrogram ``(B, F, T)``: per-clip standardised dB
+        ("db"), or the PCEN output as it is ("pcen")."""
+        return normalize_per_clip(spec) if self.compression == "db" else spec
 
 
 def normalize_per_clip(spec: Tensor) -> Tensor:
@@ -352,11 +382,11 @@ def normalize_per_clip(spec: Tensor) -> Tensor:
 
 
 class FrontEnd:
-    """Audio ``(B, n_samples)`` -> normalised log-mel ``(B, n_mels, T)`` with ``T`` a multiple of
-    ``patch_t``: dB mel spectrogram (:class:`Spectrogram`, ``n_fft`` chosen per call), trailing
-    frames past the last whole patch cropped (fewer than ``patch_t``, the same number for every
-    window of a given length), then :func:`normalize_per_clip`. What pretraining, fine-tuning,
-    annotating and embedding all feed the encoder.
+    """Audio ``(B, n_samples)`` -> normalised mel features ``(B, n_mels, T)`` with ``T`` a multiple
+    of ``patch_t``: mel spectrogram (:class:`Spectrogram`, ``n_fft`` chosen per call; dB or PCEN),
+    trailing frames past the last whole patch cropped (fewer than ``patch_t``, the same number for
+    every window of a given length), then :meth:`FrontEndConfig.normalize`. What pretraining,
+    fine-tuning, annotating and embedding all feed the encoder.
 
     Args:
         config: the front end.
@@ -379,4 +409,4 @@ class FrontEnd:
                 f"a window gives {spec.shape[-1]} frames < patch_t={self.patch_t}; "
                 "raise data.window_s"
             )
-        return normalize_per_clip(spec[..., :n_frames])  # (B, F, T)
+        return self.config.normalize(spec[..., :n_frames])  # (B, F, T)

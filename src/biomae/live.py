@@ -399,12 +399,15 @@ def live_detector(detector, sample_rate: int, recording: str, hop_s: float | Non
     """
     from biomae.detectors.auto import AutoDetector
     from biomae.detectors.energy import EnergyDetector
+    from biomae.detectors.gate import GatedDetector
     from biomae.detectors.model import ModelDetector
 
     if isinstance(detector, AutoDetector):
         heard_hz = sample_rate / getattr(detector.model.config, "time_expansion", 1.0)
         use_model = detector.low_rate_hz <= heard_hz <= detector.ultrasonic_rate_hz
         detector = detector.model if use_model else detector.energy
+    if isinstance(detector, GatedDetector):  # the gate reads a file around each event: not live
+        detector = detector.detector
     if isinstance(detector, ModelDetector):
         return LiveModel(detector, sample_rate, recording, hop_s), detector.name
     if isinstance(detector, EnergyDetector):

@@ -60,12 +60,18 @@ def add_parser(subparsers) -> None:
         "--out", type=Path, required=True, metavar="DIR",
         help="output folder for metrics.csv, metrics.json, per_recording.csv and the PR curve",
     )  # fmt: skip
-    p.add_argument("--model", help="score a model on a benchmark suite instead of tables")
-    p.add_argument("--suite", help="benchmark suite for --model: dev, synth, seed, embeddings")
+    p.add_argument(
+        "--model",
+        help="score a model on a benchmark suite instead of tables: a model file, auto (the "
+        "annotate default), starter, energy or birdnet",
+    )
+    p.add_argument(
+        "--suite", help="benchmark suite for --model: dev, synth, seed, embeddings, leave-taxa-out"
+    )
     p.add_argument(
         "--data-root",
         type=Path,
-        help="suite data: seed = folder of datasets; dev/synth/embeddings = the shared data folder",
+        help="suite data: seed = folder of datasets; the others = the shared data folder",
     )
     p.add_argument(
         "--embeddings", metavar="DIR",

@@ -6,7 +6,8 @@ Every detector follows :class:`Detector`. The shipped ones:
   noise floor, no model;
 - a model (:class:`biomae.detectors.model.ModelDetector`): a fine-tuned detection model file, or
   ``starter``, the shipped starter model;
-- ``auto`` (:class:`biomae.detectors.auto.AutoDetector`): the starter model where it can hear the
+- ``auto`` (:class:`biomae.detectors.auto.AutoDetector`): the starter model (behind the
+  noise-floor gate of :mod:`biomae.detectors.gate`) where it can hear the
   calls, the energy detector where it cannot (``biomae annotate``'s default);
 - ``birdnet`` (:class:`biomae.detectors.birdnet.BirdNETDetector`): the BirdNET V2.4 peer, run in
   its own virtual environment (``bench/peers/``), for comparisons only.
@@ -159,8 +160,9 @@ def make_detector(
     """The detector a name or a model path asks for.
 
     Args:
-        detector: "auto" (the starter model, or ``$BIOMAE_STARTER_MODEL``, where it can hear the
-            calls, the energy detector elsewhere; the energy detector everywhere when no starter
+        detector: "auto" (the starter model, or ``$BIOMAE_STARTER_MODEL``, behind the noise-floor
+            gate of :mod:`biomae.detectors.gate`, where it can hear the calls, the energy detector
+            elsewhere; the energy detector everywhere when no starter
             model is installed), "energy", or "model" (``model`` on every recording).
         model: a model file (or ``starter``): run on every recording. Given with "auto" it means
             "model".
@@ -222,5 +224,7 @@ def make_detector(
         return model_detector
     # torch: imported when used, so that `import biomae.detectors` stays without it
     from biomae.detectors.auto import AutoDetector
+    from biomae.detectors.gate import GatedDetector
 
-    return AutoDetector(model_detector, energy)
+    # the starter model hears a standardised spectrogram: the gate keeps it silent in noise
+    return AutoDetector(GatedDetector(model_detector), energy)

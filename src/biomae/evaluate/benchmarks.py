@@ -7,6 +7,8 @@
 (0 done, 2 bad input, 3 skipped: the model or every dataset is unavailable, with the reason
 printed). The ``model`` is
 
+- ``auto``: ``biomae annotate``'s default (the starter model behind the noise-floor gate,
+  :mod:`biomae.detectors.gate`); ``starter``: the starter model alone;
 - a fine-tuned detection model (``best.safetensors`` of ``biomae finetune --task detect``), run
   through :class:`biomae.detectors.model.ModelDetector` (no frequency boxes; they are not scored);
 - ``energy``: the band-energy detector baseline (:class:`biomae.detectors.energy.EnergyDetector`);
@@ -38,6 +40,7 @@ Suites (:data:`SUITES`):
   as false positives), seeded by ``seed``; written under ``out_dir/soundscapes`` and scored as
   ``dev``.
 - ``seed``: the seed paper's zero-shot benchmarks from local copies (:mod:`.seed_suite`).
+- ``leave-taxa-out``: taxa and sources held out of all training (:mod:`.leave_taxa_out`).
 - ``embeddings``: few-shot classification of clip-labelled sets from embeddings
   (:mod:`.embedding_suite`).
 
@@ -158,6 +161,9 @@ def load_detector(model, *, birdnet_threshold: float = 0.1):
 
     if hasattr(model, "detect_file"):
         return model
+    if model in ("auto", "starter"):  # the default of `biomae annotate`, gated, or the bare model
+        detector, path = ("auto", None) if model == "auto" else ("model", "starter")
+        return make_detector(detector, path, model_options={"boxes": False})
     if model in ("energy", "birdnet"):
         try:
             options = {"threshold": birdnet_threshold} if model == "birdnet" else None
@@ -166,7 +172,7 @@ def load_detector(model, *, birdnet_threshold: float = 0.1):
             raise Skipped(str(err)) from err
     if not Path(model).is_file():
         raise FileNotFoundError(
-            f"model {model!r} is neither a file nor one of the names energy, birdnet"
+            f"model {model!r} is neither a file nor one of the names auto, starter, energy, birdnet"
         )
     return make_detector("model", model, model_options={"boxes": False})
 
@@ -412,6 +418,11 @@ SUITES: dict[str, Suite] = {
             "embeddings",
             "1-NN and linear-probe accuracy on clip-labelled sets",
             "biomae.evaluate.embedding_suite:run_embeddings",
+        ),
+        Suite(
+            "leave-taxa-out",
+            "taxa held out of all training: event F1 / field recall per group",
+            "biomae.evaluate.leave_taxa_out:run_leave_taxa_out",
         ),
     )
 }
