@@ -75,7 +75,9 @@ class Embedder:
         if not model_file(self.model_path).is_file():
             raise FileNotFoundError(f"model {self.model_path} not found")
         if window_s is None:
-            self.runtime, graph = choose_runtime(self.model_path, runtime, device, False, kind="embed")
+            self.runtime, graph = choose_runtime(
+                self.model_path, runtime, device, False, kind="embed"
+            )
         elif runtime == "onnx" or self.model_path.suffix == ".onnx":
             raise ValueError(f"window_s={window_s}: an ONNX graph embeds windows of its model's "
                              "length; drop --window-s or use --runtime torch")  # fmt: skip
