@@ -188,3 +188,22 @@ def test_live_mode_still_runs_the_default(tmp_path):
 
     live, name = live_detector(make_detector("auto"), 32000, "stream")
     assert isinstance(live, LiveModel) and name == "starter-model"
+
+
+def test_the_gate_measures_without_importing_torch():
+    """The gate wraps the default model on the ONNX path, which imports no torch: measuring
+    band powers must not load it (it once did, for the mel band edges: 1.7 s of start-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from biomae.detectors.gate import GateConfig, band_powers\n"
+        "audio = np.random.default_rng(0).normal(0, 0.01, 32000).astype(np.float32)\n"
+        "bands, hop, edges_hz = band_powers(audio, 32000, GateConfig())\n"
+        "assert bands.shape[0] == len(edges_hz) > 1\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+

@@ -98,13 +98,13 @@ def band_matrix(sample_rate: int, n_fft: int, config: GateConfig) -> np.ndarray:
     ``low_hz`` to Nyquist, each at least ``min_bins`` bins wide (narrow ones joined upwards; the
     last, if narrow, joined downwards). A band of a rate whose Nyquist is below ``low_hz``
     covers every bin."""
-    # torch: imported when used, so that `import biomae.detectors.gate` stays without it
-    from biomae.spectral import mel_edges_hz
+    from biomae.spectral import hz_to_mel, mel_to_hz  # numpy: the ONNX path imports no torch
 
     n_bins = n_fft // 2 + 1
     nyquist_hz = sample_rate / 2
     low_hz = config.low_hz if config.low_hz < nyquist_hz else 0.0
-    edges_hz = mel_edges_hz(config.n_bands - 1, low_hz, nyquist_hz).numpy()  # (n_bands + 1,)
+    mels = np.linspace(float(hz_to_mel(low_hz)), float(hz_to_mel(nyquist_hz)), config.n_bands + 1)
+    edges_hz = mel_to_hz(mels)  # (n_bands + 1,)
     edges = np.unique(np.round(edges_hz * n_fft / sample_rate).astype(int).clip(0, n_bins))
     edges[-1] = n_bins
     bands: list[list[int]] = []
