@@ -206,3 +206,15 @@ def test_the_gate_measures_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5])
+def test_moving_average_equals_scipy_uniform_filter(size):
+    """The gate's smoothing is scipy.ndimage.uniform_filter1d (mode "nearest"), odd and even."""
+    from scipy.ndimage import uniform_filter1d
+
+    from biomae.detectors.gate import moving_average
+
+    x = np.random.default_rng(size).random((4, 37)).astype(np.float32)
+    expected = uniform_filter1d(x, size, axis=1, mode="nearest")
+    np.testing.assert_allclose(moving_average(x, size), expected, rtol=1e-5, atol=1e-7)

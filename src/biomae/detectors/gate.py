@@ -121,11 +121,20 @@ def band_matrix(sample_rate: int, n_fft: int, config: GateConfig) -> np.ndarray:
     return matrix
 
 
+def moving_average(x: np.ndarray, size: int) -> np.ndarray:
+    """Mean over ``size`` frames along the last axis, edges repeated: what
+    ``scipy.ndimage.uniform_filter1d(x, size, axis=-1, mode="nearest")`` computes (tested), without
+    importing scipy.ndimage (0.3 s of every run's start-up)."""
+    left = size // 2  # the window of frame t is [t - size // 2, t + (size - 1) // 2]
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(left, size - 1 - left)], mode="edge")
+    sums = np.cumsum(padded, axis=-1, dtype=np.float64)
+    sums = np.concatenate([np.zeros_like(sums[..., :1]), sums], axis=-1)
+    return ((sums[..., size:] - sums[..., :-size]) / size).astype(x.dtype)
+
+
 def band_powers(audio: np.ndarray, sample_rate: int, config: GateConfig):
     """``(n_bands, n_frames)`` smoothed band powers in full-scale units (a unit-RMS signal sums
     to 1 over all bands), the hop in samples and the ``(n_bands, 2)`` band edges in Hz."""
-    from scipy.ndimage import uniform_filter1d
-
     from biomae.spectral import power_spectrogram
 
     hop = max(1, round(config.hop_s * sample_rate))
@@ -136,7 +145,7 @@ def band_powers(audio: np.ndarray, sample_rate: int, config: GateConfig):
     matrix = band_matrix(sample_rate, n_fft, config)  # (B, F)
     bands = matrix @ power * scale  # (B, T)
     if config.smooth_frames > 1:
-        bands = uniform_filter1d(bands, config.smooth_frames, axis=1, mode="nearest")
+        bands = moving_average(bands, config.smooth_frames)
     bins = np.arange(matrix.shape[1])
     edges_hz = np.stack([bins[matrix[b] > 0][[0, -1]] for b in range(len(matrix))]) * (
         sample_rate / n_fft
