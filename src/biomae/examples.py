@@ -39,6 +39,7 @@ import pandas as pd
 
 from biomae import audio as audio_io
 from biomae.audio import RECORDING_SUFFIXES
+from biomae.detectors.wrapping import map_events
 from biomae.spans import embed_spans, normalise
 
 UNKNOWN = "unknown"
@@ -321,18 +322,7 @@ class LabellingDetector:
         return self.label(path, self.detector.detect_file(path, recording, info), info)
 
     def detect_many(self, paths, infos=None):
-        paths = list(paths)
-        infos = [None] * len(paths) if infos is None else list(infos)
-        for info, (path, events) in zip(
-            infos, self.detector.detect_many(paths, infos), strict=True
-        ):
-            if isinstance(events, Exception):
-                yield path, events
-                continue
-            try:
-                yield path, self.label(path, events, info)
-            except Exception as err:  # the recording's error; the others go on
-                yield path, err
+        yield from map_events(self.detector, paths, infos, self.label)
 
 
 def labelling_detector(

@@ -38,6 +38,7 @@ import pandas as pd
 
 from biomae import audio as audio_io
 from biomae.annotations import make_events
+from biomae.detectors.wrapping import map_events
 from biomae.spans import embed_spans, normalise
 
 MODES = ("detector", "sliding", "both")
@@ -151,18 +152,9 @@ class FewShotDetector:
         return self.find(path, events, info)
 
     def detect_many(self, paths, infos=None):
-        paths = list(paths)
-        infos = [None] * len(paths) if infos is None else list(infos)
-        for info, (path, events) in zip(
-            infos, self.detector.detect_many(paths, infos), strict=True
-        ):
-            if isinstance(events, Exception):
-                yield path, events
-                continue
-            try:
-                yield path, self.find(path, events, info or audio_io.info(path))
-            except Exception as err:  # the recording's error
-                yield path, err
+        yield from map_events(
+            self.detector, paths, infos, lambda p, e, i: self.find(p, e, i or audio_io.info(p))
+        )
 
     def find(self, path, events: pd.DataFrame, info) -> pd.DataFrame:
         """The call type's events in ``path`` after the shots, from the detector's ``events``."""

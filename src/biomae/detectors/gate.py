@@ -44,6 +44,7 @@ import pandas as pd
 
 from biomae import audio as audio_io
 from biomae.audio import AudioInfo
+from biomae.detectors.wrapping import map_events
 
 EPS_POWER = 1e-30  # power floor before taking logs (digital silence has none)
 
@@ -282,15 +283,6 @@ class GatedDetector:
     def detect_many(
         self, paths: Iterable[str | Path], infos: Sequence[AudioInfo | None] | None = None
     ) -> Iterator[tuple[str | Path, object]]:
-        paths = list(paths)
-        infos = [None] * len(paths) if infos is None else list(infos)
-        for info, (path, result) in zip(
-            infos, self.detector.detect_many(paths, infos), strict=True
-        ):
-            if isinstance(result, Exception):
-                yield path, result
-                continue
-            try:
-                yield path, gate_events(path, result, self.gate, info)
-            except Exception as err:  # reported for this recording; the others go on
-                yield path, err
+        yield from map_events(
+            self.detector, paths, infos, lambda p, e, i: gate_events(p, e, self.gate, i)
+        )
