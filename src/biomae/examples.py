@@ -351,8 +351,9 @@ def labelling_detector(
 
 
 def default_embedder(device: str = "auto"):
-    """The embedding model of ``biomae embed`` by default: today the starter detector's encoder
-    (``$BIOMAE_STARTER_MODEL`` or the packaged one) through :class:`biomae.embed.Embedder`."""
+    """The starter detector's encoder (``$BIOMAE_STARTER_MODEL`` or the packaged one) through
+    :class:`biomae.embed.Embedder`: the model the labelling figures were measured with.
+    ``biomae embed``'s default, the embedding model, is not yet measured for labelling."""
     from biomae.embed import Embedder
     from biomae.starter import default_model
 
